@@ -1,0 +1,123 @@
+"""Actions: the Python functions a flow calls by name.
+
+An action is an async function that receives an `ActionContext` and returns the name
+of an outcome (or None when it declares none). The flow branches on that outcome.
+Actions do the turn's I/O, such as reading a customer or holding tickets, through
+`context.services`, which the caller hands in: the server and the console chat pass
+the turn's open database transaction, so everything an action writes commits or
+rolls back together with the new session state.
+
+Row providers are actions that return the options of a dynamic choice list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.events import InboundEvent
+from engine.messages import OutgoingMessage
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionRegistry",
+    "Option",
+]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A row of a dynamic choice list; choosing it stores `value` (default `id`) in the slot."""
+
+    id: str
+    title: str
+    description: str | None = None
+    value: Any = None
+    section: str | None = None
+
+
+@dataclass
+class ActionContext:
+    """What an action may read and change during one turn."""
+
+    phone: str
+    state: str
+    slots: dict[str, Any]
+    now: datetime
+    event: InboundEvent | None
+    services: Any
+    settings: dict[str, Any]
+    language: str
+    replies: list[OutgoingMessage] = field(default_factory=list)
+
+    def reply(self, message: OutgoingMessage) -> None:
+        """Queue a message that the action builds itself, sent in order with the rest."""
+        self.replies.append(message)
+
+
+ActionFunction = Callable[[ActionContext], Awaitable[str | None]]
+RowsFunction = Callable[[ActionContext], Awaitable[list[Option]]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A registered action and what the loader checks flows against."""
+
+    name: str
+    function: ActionFunction | RowsFunction
+    outcomes: frozenset[str] = frozenset()
+    sets: frozenset[str] = frozenset()
+    provides_rows: bool = False
+
+
+class ActionRegistry:
+    """Actions by name, filled with the `action` and `rows` decorators."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+
+    def action(
+        self,
+        name: str | None = None,
+        *,
+        outcomes: tuple[str, ...] | list[str] = (),
+        sets: tuple[str, ...] | list[str] = (),
+    ) -> Callable[[ActionFunction], ActionFunction]:
+        """Register an action; `outcomes` lists what it may return, `sets` the slots it writes."""
+
+        def register(function: ActionFunction) -> ActionFunction:
+            self._add(
+                Action(name or function.__name__, function, frozenset(outcomes), frozenset(sets))
+            )
+            return function
+
+        return register
+
+    def rows(
+        self, name: str | None = None, *, sets: tuple[str, ...] | list[str] = ()
+    ) -> Callable[[RowsFunction], RowsFunction]:
+        """Register a row provider for a dynamic choice list."""
+
+        def register(function: RowsFunction) -> RowsFunction:
+            action = Action(name or function.__name__, function, frozenset(), frozenset(sets), True)
+            self._add(action)
+            return function
+
+        return register
+
+    def _add(self, action: Action) -> None:
+        if action.name in self._actions:
+            raise ValueError(f"an action named {action.name!r} is already registered; rename one")
+        self._actions[action.name] = action
+
+    def get(self, name: str) -> Action | None:
+        return self._actions.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self._actions.values())
