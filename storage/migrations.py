@@ -1,0 +1,50 @@
+"""Schema migrations, applied in order when a store opens.
+
+`PRAGMA user_version` records how many have run. Each migration runs inside the same
+`BEGIN IMMEDIATE` transaction that reads the version, so two processes opening one
+database at the same time apply each migration once. Append new migrations; never
+edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: conversations and customers.
+    """
+    CREATE TABLE sessions (
+        phone TEXT PRIMARY KEY,
+        state TEXT,
+        slots TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        deadline TEXT,
+        flow_version TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_by_deadline ON sessions (deadline) WHERE deadline IS NOT NULL;
+
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY,
+        phone TEXT NOT NULL UNIQUE,
+        cedula TEXT UNIQUE,
+        full_name TEXT,
+        birth_date TEXT,
+        email TEXT,
+        address TEXT,
+        consented_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        erased_at TEXT
+    );
+
+    CREATE TABLE handoffs (
+        id INTEGER PRIMARY KEY,
+        phone TEXT NOT NULL,
+        state TEXT,
+        requested_at TEXT NOT NULL,
+        resolved_at TEXT
+    );
+    CREATE INDEX handoffs_open ON handoffs (requested_at) WHERE resolved_at IS NULL;
+    """,
+)
