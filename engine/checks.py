@@ -30,9 +30,9 @@ _RESERVED_SLOTS = frozenset({"_language"})
 
 
 def uses_buttons(state: StateSpec) -> bool:
-    """Whether a state's options show as reply buttons rather than as a list.
+    """Return True when a state's options show as reply buttons rather than as a list.
 
-    Up to three options without descriptions or sections fit in buttons; anything
+    Up to three options without descriptions or sections fit in buttons. Anything
     else, and every dynamic row list, shows as a list message.
     """
     if state.rows or not state.choices:
@@ -64,9 +64,10 @@ class _Checker:
         self.states = bot.states
 
     def run(self) -> None:
+        reading_failed = bool(self.problems)
         self.check_phases()
         self.resolve_targets()
-        if self.problems:
+        if self.problems or reading_failed:
             # The graph checks below would only repeat unresolved targets.
             return
         self.check_actions()
@@ -312,6 +313,14 @@ class _Checker:
                 f"{LIMITS.rows} rows in a list; split them over two questions",
             )
         self.over_limit(state.list_button, LIMITS.list_button, "list button label")
+        with_section = [choice for choice in state.choices if choice.section is not None]
+        if with_section and len(with_section) < len(state.choices):
+            missing = next(choice for choice in state.choices if choice.section is None)
+            self.problems.add(
+                missing.mark,
+                f"option {missing.id!r} has no section while others in state {state.id} have one; "
+                "WhatsApp needs a title on every section, so give every option a `section:` or none",
+            )
         for choice in state.choices:
             self.over_limit(choice.title, LIMITS.row_title, "row title")
             self.over_limit(choice.description, LIMITS.row_description, "row description")

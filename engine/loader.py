@@ -1,6 +1,6 @@
 """Load a directory of flow files into a `BotSpec`, reporting every problem with its place.
 
-A bot directory holds `bot.yaml` (settings, commands, texts) and one YAML file per
+A bot directory contains `bot.yaml` (settings, commands, texts) and one YAML file per
 phase. The loader reads them through `engine.source`, builds the spec, resolves the
 states each branch names and then runs the whole-bot checks of `engine.checks`.
 Nothing is raised until every file has been read, so `FlowError` lists all problems.
@@ -153,6 +153,8 @@ class _Loader:
         self.language = "es"
         self.languages: tuple[str, ...] = ("es",)
         self.digest = hashlib.sha256()
+        # Set when a file could not be parsed, so whole-bot checks would mislead.
+        self.unreadable = False
 
     # --- entry point -----------------------------------------------------------------
 
@@ -177,14 +179,16 @@ class _Loader:
                 continue
             self._load_phase(os.path.join(self.directory, name), bot)
 
-        if not bot.phases:
+        if not bot.phases and not self.problems:
             self.problems.add(
                 Mark(settings_path, 1, 1),
                 "the bot has no phases, add a phase file such as inicio.yaml beside bot.yaml",
             )
         actions = self.actions or ActionRegistry()
-        if not self.problems:
-            bot.version = self.digest.hexdigest()[:12]
+        bot.version = self.digest.hexdigest()[:12]
+        if not self.unreadable:
+            # With a file unparsed, every target into its phases would be reported as
+            # unknown too. The syntax error alone shows what to fix first.
             check_bot(bot, actions, self.problems)
         if self.problems:
             raise FlowError(self.problems.items)
@@ -192,7 +196,10 @@ class _Loader:
 
     def _read(self, path: str) -> tuple[SourceFile, yaml.Node | None]:
         source = SourceFile(path, self.problems)
+        before = len(self.problems.items)
         root = source.load()
+        if root is None and len(self.problems.items) > before:
+            self.unreadable = True
         try:
             with open(path, "rb") as stream:
                 self.digest.update(os.path.basename(path).encode() + b"\0" + stream.read())
@@ -472,6 +479,7 @@ class _Loader:
             state.say = self._messages(source, known["say"].value, "say")
         if "help" in known:
             state.help = self._messages(source, known["help"].value, "help")
+
         if "set" in known:
             state.assignments = self._assignments(source, known["set"].value)
         if "action" in known:
@@ -479,6 +487,7 @@ class _Loader:
             state.action_mark = source.mark(known["action"].value)
         if "on" in known:
             self._outcomes(source, known["on"].value, state)
+
         if "input" in known:
             state.input = self._input(source, known["input"].value)
         if "choices" in known:
@@ -495,10 +504,12 @@ class _Loader:
             state.exhausted = self._exit(
                 source, known["on_exhausted"].value, "on_exhausted", phase=phase
             )
+
         if "next" in known:
             state.next = self._branches(source, known["next"].value, phase, "next")
         if "events" in known:
             self._events(source, known["events"].value, state)
+
         if "timeout" in known:
             state.timeout = self._timeout(source, known["timeout"].value)
         if "on_timeout" in known:
@@ -507,6 +518,7 @@ class _Loader:
             )
         if "commands" in known:
             state.commands = self._commands(source, known["commands"].value, {}, phase=phase)
+
         self._check_state_shape(source, node, state, known)
 
     def _check_state_shape(

@@ -1,8 +1,8 @@
 """Running turns: (session, inbound event, clock, services) -> (new session, replies).
 
 The runtime does no I/O of its own. Actions are async functions handed in with the
-bot; the runtime awaits them between machine triggers, inside the caller's
-transaction, so the same inputs and action outcomes always give the same turn.
+bot, and the runtime awaits them between machine triggers inside the caller's
+transaction. So the same inputs and action outcomes always give the same turn.
 
 A turn classifies the inbound event (command, greeting, option, answer, external
 event), fires one trigger on the shared machine, then settles: it enters each new
@@ -388,7 +388,7 @@ class _TurnRun:
             event, "kind", "location" if isinstance(event, LocationMessage) else "unknown"
         )
         if isinstance(event, MediaMessage) and event.caption and self.state.spec.input:
-            # A caption is text the customer wrote; answer it as such.
+            # A caption is text the customer wrote, so it is handled like a typed message.
             await self.on_text(clean_input(event.caption))
             return
         logger.info("%s message in state %s answered with a re-prompt", kind, self.model.state)
