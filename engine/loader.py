@@ -53,8 +53,9 @@ SETTINGS_FILE = "bot.yaml"
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _CHOICE_ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
-_DURATION_PART = re.compile(r"(\d+)\s*(d|h|min|m|s)\b")
-_DURATION = re.compile(r"^\s*(?:\d+\s*(?:d|h|min|m|s)\s*)+$")
+# "min" before "m", and no letter after the unit, so "1h30m" reads as 1 h and 30 min.
+_DURATION_PART = re.compile(r"(\d+)\s*(min|d|h|m|s)(?![a-z])")
+_DURATION = re.compile(r"^\s*(?:\d+\s*(?:min|d|h|m|s)(?![a-z])\s*)+$")
 _SLOT_REFERENCE = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 _UNITS = {"d": 86400, "h": 3600, "min": 60, "m": 60, "s": 1}
 _MESSAGE_KEYS = ("text", "image", "caption", "header", "footer")
@@ -155,6 +156,8 @@ class _Loader:
         self.digest = hashlib.sha256()
         # Set when a file could not be parsed, so whole-bot checks would mislead.
         self.unreadable = False
+        self.bot_commands: dict[str, CommandSpec] = {}
+        self.phase_commands: dict[str, dict[str, CommandSpec | None]] = {}
 
     # --- entry point -----------------------------------------------------------------
 
@@ -266,6 +269,7 @@ class _Loader:
                 if command is not None:
                     commands[command_name] = command
 
+        self.bot_commands = commands
         texts = self._texts(source, known.get("texts"), placeholder)
         settings: dict[str, Any] = {}
         if "settings" in known:
@@ -517,9 +521,17 @@ class _Loader:
                 source, known["on_timeout"].value, "on_timeout", phase=phase
             )
         if "commands" in known:
-            state.commands = self._commands(source, known["commands"].value, {}, phase=phase)
+            state.commands = self._commands(
+                source, known["commands"].value, self._inherited_commands(phase), phase=phase
+            )
 
         self._check_state_shape(source, node, state, known)
+
+    def _inherited_commands(self, phase: str) -> dict[str, CommandSpec]:
+        """Return the commands a state of `phase` overrides: the bot's, then the phase's."""
+        merged: dict[str, CommandSpec | None] = dict(self.bot_commands)
+        merged.update(self.phase_commands.get(phase, {}))
+        return {name: command for name, command in merged.items() if command is not None}
 
     def _check_state_shape(
         self, source: SourceFile, node: yaml.Node, state: StateSpec, known: dict[str, Entry]
@@ -536,7 +548,7 @@ class _Loader:
                 known["rows"].key_node,
                 f"state {state.id} has both choices and rows, use one of them",
             )
-        if state.action and (state.input or state.choices or state.rows):
+        if state.action and (state.input or state.choices or state.rows or state.events):
             source.error(
                 known["action"].key_node,
                 f"state {state.id} runs an action and also waits for an answer, move the action "
@@ -826,11 +838,12 @@ class _Loader:
             guard = None
             if "if" in known:
                 condition = source.text(known["if"].value, "if")
-                if condition is not None:
-                    try:
-                        guard = Guard.parse(condition, source.mark(known["if"].value))
-                    except ValueError as error:
-                        source.error(known["if"].value, str(error))
+                try:
+                    guard = Guard.parse(condition or "", source.mark(known["if"].value))
+                except ValueError as error:
+                    source.error(known["if"].value, str(error))
+                    # Reported already; the branch order check would only add noise.
+                    return []
             branches.append(Branch(self._target(source, known["to"].value, what, phase), guard))
         for index, branch in enumerate(branches):
             if branch.guard is None and index < len(branches) - 1:

@@ -106,9 +106,11 @@ class Guard:
                 f"invalid condition {source!r}, write `slot`, `not slot` or "
                 "`slot == value` (also !=, <, <=, >, >=)"
             )
-        value = _parse_literal(comparison.group("value"))
+        value = _parse_literal(comparison.group("value"), source)
         operator = comparison.group("op")
-        if operator in ("<", "<=", ">", ">=") and not isinstance(value, int):
+        if operator in ("<", "<=", ">", ">=") and (
+            not isinstance(value, int | float) or isinstance(value, bool)
+        ):
             raise ValueError(
                 f"{operator} in {source!r} needs a number on the right, as in `cantidad > 5`"
             )
@@ -136,7 +138,7 @@ class Guard:
         )
 
 
-def _parse_literal(text: str) -> Any:
+def _parse_literal(text: str, condition: str) -> Any:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     lowered = text.lower()
@@ -144,13 +146,15 @@ def _parse_literal(text: str) -> Any:
         return lowered == "true"
     if lowered in ("null", "none"):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(
-            f"invalid value {text!r} in condition, quote texts ('tarjeta'), "
-            "or use a whole number, true, false or null"
-        ) from None
+    for number_type in (int, float):
+        try:
+            return number_type(text)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"invalid value {text!r} in condition {condition!r}, quote texts ('tarjeta'), "
+        "or use a number, true, false or null"
+    )
 
 
 @dataclass

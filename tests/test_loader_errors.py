@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine import ActionRegistry, FlowError, load_bot
+from engine.loader import parse_duration
 from tests.helpers import write_flows
 
 BOT = """
@@ -410,3 +411,73 @@ def test_sections_on_some_options_only(tmp_path: Path) -> None:
         f"{tmp_path}/flows/inicio.yaml:10:9: error: option 'dos' has no section while others in state "
         "inicio.menu have one; WhatsApp needs a title on every section, so give every option a `section:` or none"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("15 min", 900),
+        ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("2d", 172800),
+        ("10x", None),
+        ("1h30", None),
+    ],
+)
+def test_duration_parsing(text: str, seconds: int | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_action_with_events_is_rejected(tmp_path: Path) -> None:
+    actions = ActionRegistry()
+
+    @actions.action()
+    async def avisar(context: object) -> None:
+        return None
+
+    phase = (
+        PHASE.replace("    next: menu", "    next: esperando")
+        + """
+  esperando:
+    action: avisar
+    events:
+      listo: menu
+"""
+    )
+    problems = load_with(tmp_path, phase, actions=actions)
+    assert problems[0].startswith(
+        f"{tmp_path}/flows/inicio.yaml:17:5: error: state inicio.esperando runs an action and also waits"
+    )
+
+
+def test_state_command_override_inherits_words(tmp_path: Path) -> None:
+    bot_settings = BOT + "commands:\n  salir:\n    words: [salir]\n    to: inicio.menu\n"
+    phase = PHASE.replace(
+        "    next: menu", "    next: menu\n    commands:\n      salir:\n        say: Saliste."
+    )
+    bot = load_bot(
+        write_flows(tmp_path / "flows", {"bot.yaml": bot_settings, "inicio.yaml": phase})
+    )
+    command = bot.compiled.states["inicio.pregunta"].command_words["salir"]
+    assert command.exit.target is not None
+    assert command.exit.target.state == "inicio.menu"
+    assert command.exit.say[0].body is not None
+
+
+def test_condition_with_decimal_number(tmp_path: Path) -> None:
+    phase = PHASE.replace(
+        "    next: menu", "    next:\n      - if: nota >= 4.5\n        to: menu\n      - to: menu"
+    )
+    phase = phase.replace("      slot: nombre", "      slot: nota")
+    load_bot(write_flows(tmp_path / "flows", {"bot.yaml": BOT, "inicio.yaml": phase}))
+
+
+def test_malformed_condition_reported_once(tmp_path: Path) -> None:
+    phase = PHASE.replace(
+        "    next: menu", "    next:\n      - if: nombre >>> 2\n        to: menu\n      - to: menu"
+    )
+    problems = load_with(tmp_path, phase)
+    assert len(problems) == 1
+    assert "in condition 'nombre >>> 2'" in problems[0]
