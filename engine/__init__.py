@@ -11,7 +11,7 @@ The engine does no I/O. Storage, HTTP and the console live in other packages.
 
 from __future__ import annotations
 
-from engine.actions import Action, ActionContext, ActionRegistry, Option
+from engine.actions import Action, ActionContext, ActionRegistry, Option, SettingsProblem
 from engine.compiler import compile_bot
 from engine.errors import ActionError, EngineError, FlowError, FlowProblem, FlowRuntimeError
 from engine.events import (
@@ -63,6 +63,7 @@ __all__ = [
     "Row",
     "Section",
     "Session",
+    "SettingsProblem",
     "TextInput",
     "TextMessage",
     "Turn",

@@ -25,6 +25,7 @@ __all__ = [
     "ActionContext",
     "ActionRegistry",
     "Option",
+    "SettingsProblem",
 ]
 
 
@@ -41,7 +42,7 @@ class Option:
 
 @dataclass
 class ActionContext:
-    """What an action may read and change during one turn."""
+    """The data an action may read and change during one turn."""
 
     phone: str
     state: str
@@ -58,8 +59,17 @@ class ActionContext:
         self.replies.append(message)
 
 
+@dataclass(frozen=True)
+class SettingsProblem:
+    """A problem in bot.yaml's `settings`; `path` leads to the value, as ("catalogo", 0, "precio")."""
+
+    path: tuple[str | int, ...]
+    message: str
+
+
 ActionFunction = Callable[[ActionContext], Awaitable[str | None]]
 RowsFunction = Callable[[ActionContext], Awaitable[list[Option]]]
+SettingsCheck = Callable[[dict[str, Any]], list[SettingsProblem]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class ActionRegistry:
 
     def __init__(self) -> None:
         self._actions: dict[str, Action] = {}
+        self._settings_checks: list[SettingsCheck] = []
 
     def action(
         self,
@@ -107,6 +118,17 @@ class ActionRegistry:
             return function
 
         return register
+
+    def settings_check(self, function: SettingsCheck) -> SettingsCheck:
+        """Register a check of bot.yaml's `settings`, run by the loader (and `check`)."""
+        self._settings_checks.append(function)
+        return function
+
+    def check_settings(self, settings: dict[str, Any]) -> list[SettingsProblem]:
+        problems: list[SettingsProblem] = []
+        for check in self._settings_checks:
+            problems.extend(check(settings))
+        return problems
 
     def _add(self, action: Action) -> None:
         if action.name in self._actions:

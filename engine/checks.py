@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from engine.actions import ActionRegistry
 from engine.messages import LIMITS
+from engine.reserved import BACK, RESERVED_SLOTS
 from engine.source import Mark, Problems, did_you_mean
 from engine.spec import (
     BotSpec,
@@ -25,8 +26,6 @@ from engine.spec import (
 )
 
 __all__ = ["check_bot", "effective_commands", "uses_buttons"]
-
-_RESERVED_SLOTS = frozenset({"_language"})
 
 
 def uses_buttons(state: StateSpec) -> bool:
@@ -113,9 +112,36 @@ class _Checker:
             yield exit_spec.target
 
     def resolve_targets(self) -> None:
+        branch_targets = {
+            id(branch.target)
+            for state in self.states.values()
+            for branch in self.branch_list(state)
+        }
         for target in self.all_targets():
-            if not target.state:
-                self.resolve(target)
+            if target.state:
+                continue
+            if target.raw.strip() == "back":
+                if id(target) in branch_targets:
+                    target.state = BACK
+                else:
+                    self.problems.add(
+                        target.mark,
+                        "`back` returns to the state a command left, so it works only in `next:`, "
+                        "`on:`, `events:` and options; name a state here",
+                    )
+                continue
+            self.resolve(target)
+
+    @staticmethod
+    def branch_list(state: StateSpec) -> list[Branch]:
+        branches = list(state.next)
+        for choice in state.choices:
+            branches.extend(choice.branches)
+        if state.rows:
+            branches.extend(state.rows.branches)
+        for more in (*state.outcomes.values(), *state.events.values()):
+            branches.extend(more)
+        return branches
 
     def resolve(self, target: Target) -> None:
         raw = target.raw.strip()
@@ -199,7 +225,8 @@ class _Checker:
                 self.problems.add(
                     mark,
                     f"action {action.name!r} has no outcome {outcome!r}"
-                    f"{did_you_mean(outcome, action.outcomes)} (its outcomes: {declared})",
+                    f"{did_you_mean(outcome, action.outcomes)} (its outcomes: {declared}); "
+                    "branch on one of those, or declare the outcome in the action's `outcomes`",
                 )
         unhandled = sorted(action.outcomes - state.outcomes.keys())
         if not state.next and (unhandled or not action.outcomes):
@@ -231,8 +258,8 @@ class _Checker:
                 if reason not in reasons:
                     self.problems.add(
                         mark,
-                        f"unknown reason {reason!r} in retry{did_you_mean(reason, reasons)}, "
-                        f"use one of: {', '.join(sorted(reasons))}",
+                        f"unknown reason {reason!r} in retry"
+                        f"{did_you_mean(reason, reasons) or ', use one of: ' + ', '.join(sorted(reasons))}",
                     )
             for slot, value in state.assignments.items():
                 if slot == "_language" and value not in self.bot.languages:
@@ -348,7 +375,11 @@ class _Checker:
         branches: list[Branch] = list(state.next)
         for outcome_branches in state.outcomes.values():
             branches.extend(outcome_branches)
-        return [branch.target.state for branch in branches if branch.target.state]
+        return [
+            branch.target.state
+            for branch in branches
+            if branch.target.state and branch.target.state != BACK
+        ]
 
     def check_automatic_loops(self) -> None:
         """Report loops of states that move on without waiting, which would never end."""
@@ -397,7 +428,8 @@ class _Checker:
             phase_timeout = self.bot.phases[state.phase].on_timeout
             if phase_timeout and phase_timeout.target:
                 edges.append(_Edge(state.id, phase_timeout.target.state, writes))
-        return [edge for edge in edges if edge.target]
+        # `back` leads to a state the conversation was already in, so it adds nothing here.
+        return [edge for edge in edges if edge.target and edge.target != BACK]
 
     def check_reachable(self, edges: list[_Edge]) -> None:
         roots = {self.bot.start.state, self.bot.menu.state}
@@ -449,7 +481,7 @@ class _Checker:
         Forward data flow: a slot is available in a state when some path from the start
         (or through a command or timeout) writes it before arriving.
         """
-        universal = frozenset(self.bot.slots) | _RESERVED_SLOTS
+        universal = frozenset(self.bot.slots) | RESERVED_SLOTS
         available: dict[str, set[str]] = {state_id: set() for state_id in self.states}
         for root in (self.bot.start.state, self.bot.menu.state):
             if root:
@@ -533,10 +565,14 @@ class _Checker:
                         if state
                         else "it is not set in every state"
                     )
+                    hint = did_you_mean(field.slot, sorted(available - RESERVED_SLOTS))
+                    if not hint:
+                        hint = (
+                            "; set it with an input, `set:`, an action that declares it in `sets`, "
+                            "or `slots:` in bot.yaml"
+                        )
                     self.problems.add(
-                        text.mark,
-                        f"template uses slot {{{field.slot}}}, but {where}; set it with an input, "
-                        "`set:`, an action that declares it in `sets`, or `slots:` in bot.yaml",
+                        text.mark, f"template uses slot {{{field.slot}}}, but {where}{hint}"
                     )
 
 

@@ -26,6 +26,8 @@ from transitions.extensions.nesting import HierarchicalMachine, NestedState
 
 from engine.actions import ActionRegistry
 from engine.checks import effective_commands, uses_buttons
+from engine.matching import emoji_key
+from engine.reserved import BACK, EMOJI_PREFIX, RETURN_SLOT
 from engine.spec import (
     BotSpec,
     Branch,
@@ -90,7 +92,10 @@ class CompiledBot:
     states: dict[str, CompiledState]
 
 
-def _condition(branch: Branch) -> list[Callable[[Any], bool]]:
+Condition = Callable[[Any], bool]
+
+
+def _guard_conditions(branch: Branch) -> list[Condition]:
     guard = branch.guard
     if guard is None:
         return []
@@ -99,32 +104,65 @@ def _condition(branch: Branch) -> list[Callable[[Any], bool]]:
     return [lambda event: guard.test(event.model.slots)]
 
 
-def _branch_transitions(trigger: str, source: str, branches: list[Branch]) -> list[dict[str, Any]]:
-    return [
-        {
-            "trigger": trigger,
-            "source": source,
-            "dest": branch.target.state,
-            "conditions": _condition(branch),
-        }
-        for branch in branches
-    ]
+def _returns_to(state_id: str) -> Condition:
+    return lambda event: event.model.slots.get(RETURN_SLOT) == state_id
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """Destinations of `to: back`: any waiting state, else the menu."""
+
+    returns: tuple[str, ...]
+    menu: str
+
+
+def _branch_transitions(
+    trigger: str, source: str, branches: list[Branch], targets: _Targets
+) -> list[dict[str, Any]]:
+    transitions = []
+    for branch in branches:
+        conditions = _guard_conditions(branch)
+        if branch.target.state != BACK:
+            transitions.append(
+                {
+                    "trigger": trigger,
+                    "source": source,
+                    "dest": branch.target.state,
+                    "conditions": conditions,
+                }
+            )
+            continue
+        # One guarded transition per possible return state keeps `back` a real
+        # transition of the machine; the menu catches a missing or stale slot.
+        for state_id in targets.returns:
+            transitions.append(
+                {
+                    "trigger": trigger,
+                    "source": source,
+                    "dest": state_id,
+                    "conditions": [*conditions, _returns_to(state_id)],
+                }
+            )
+        transitions.append(
+            {"trigger": trigger, "source": source, "dest": targets.menu, "conditions": conditions}
+        )
+    return transitions
 
 
 def _state_transitions(
-    state: CompiledState, menu: str, actions: ActionRegistry
+    state: CompiledState, targets: _Targets, actions: ActionRegistry
 ) -> list[dict[str, Any]]:
     spec = state.spec
     source = spec.id
     transitions: list[dict[str, Any]] = []
     for choice in spec.choices:
-        transitions += _branch_transitions(f"choose_{choice.id}", source, choice.branches)
+        transitions += _branch_transitions(f"choose_{choice.id}", source, choice.branches, targets)
     if spec.rows:
-        transitions += _branch_transitions("row_chosen", source, spec.rows.branches)
+        transitions += _branch_transitions("row_chosen", source, spec.rows.branches, targets)
     if spec.input:
-        transitions += _branch_transitions("input_valid", source, spec.next)
+        transitions += _branch_transitions("input_valid", source, spec.next, targets)
     if spec.input or spec.choices or spec.rows:
-        exhausted = state.exhausted.target.state if state.exhausted.target else menu
+        exhausted = state.exhausted.target.state if state.exhausted.target else targets.menu
         transitions.append({"trigger": "input_exhausted", "source": source, "dest": exhausted})
     if spec.action:
         action = actions.get(spec.action)
@@ -132,11 +170,11 @@ def _state_transitions(
         for outcome in sorted(declared | spec.outcomes.keys()):
             # Outcomes without their own `on:` branches take `next:`.
             branches = spec.outcomes.get(outcome, spec.next)
-            transitions += _branch_transitions(f"outcome_{outcome}", source, branches)
+            transitions += _branch_transitions(f"outcome_{outcome}", source, branches, targets)
     if spec.next and not spec.input:
-        transitions += _branch_transitions("proceed", source, spec.next)
+        transitions += _branch_transitions("proceed", source, spec.next, targets)
     for event, branches in spec.events.items():
-        transitions += _branch_transitions(f"event_{event}", source, branches)
+        transitions += _branch_transitions(f"event_{event}", source, branches, targets)
     for name, command in state.commands.items():
         # A command without a target is an internal transition: no exit, no entry.
         command_target = command.exit.target.state if command.exit.target else None
@@ -160,7 +198,8 @@ def _choice_keys(spec: StateSpec, languages: tuple[str, ...]) -> dict[str, dict[
             if not template.fields:
                 candidates.append(template.static_text)
             for candidate in candidates:
-                keys.setdefault(normalize(candidate), choice.id)
+                key = normalize(candidate)
+                keys.setdefault(key or EMOJI_PREFIX + emoji_key(candidate), choice.id)
         by_language[language] = keys
     return by_language
 
@@ -214,8 +253,10 @@ def compile_bot(bot: BotSpec, actions: ActionRegistry) -> CompiledBot:
     """Build the bot's machine and its per-state tables."""
     states = {state_id: _compile_state(bot, spec) for state_id, spec in bot.states.items()}
     transitions: list[dict[str, Any]] = []
+    returns = tuple(state_id for state_id, state in states.items() if state.spec.waits)
+    targets = _Targets(returns, bot.menu.state)
     for state in states.values():
-        transitions += _state_transitions(state, bot.menu.state, actions)
+        transitions += _state_transitions(state, targets, actions)
     machine = FlowMachine(
         model=None,
         states=_machine_states(bot),

@@ -122,6 +122,25 @@ def _import_file(path: str) -> ModuleType:
     return module
 
 
+def _node_at(node: yaml.Node, path: tuple[str | int, ...]) -> yaml.Node:
+    """Return the node at `path` below `node`, or the deepest one that exists."""
+    for part in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            found = next((value for key, value in node.value if key.value == part), None)
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            found = node.value[part]
+        else:
+            found = None
+        if found is None:
+            return node
+        node = found
+    return node
+
+
 def parse_duration(text: str) -> int | None:
     """Return the seconds in "10m", "1h30m", "90s", "2d" or "15 min", or None if malformed."""
     if not _DURATION.match(text):
@@ -145,11 +164,15 @@ class _Loader:
         self,
         directory: str,
         actions: ActionRegistry | None,
-        validators: ValidatorRegistry,
+        validators: ValidatorRegistry | None,
     ) -> None:
         self.directory = directory
         self.actions = actions
-        self.validators = validators
+        # Explicit validators win; otherwise the actions module may provide its own.
+        self.validators_given = validators is not None
+        self.validators = validators or BUILTIN_VALIDATORS
+        self.settings_node: yaml.Node | None = None
+        self.settings_source: SourceFile | None = None
         self.problems = Problems()
         self.language = "es"
         self.languages: tuple[str, ...] = ("es",)
@@ -188,6 +211,7 @@ class _Loader:
                 "the bot has no phases, add a phase file such as inicio.yaml beside bot.yaml",
             )
         actions = self.actions or ActionRegistry()
+        self._check_settings(actions, bot)
         bot.version = self.digest.hexdigest()[:12]
         if not self.unreadable:
             # With a file unparsed, every target into its phases would be reported as
@@ -196,6 +220,24 @@ class _Loader:
         if self.problems:
             raise FlowError(self.problems.items)
         return bot, actions
+
+    def _check_settings(self, actions: ActionRegistry, bot: BotSpec) -> None:
+        """Run the actions module's checks of `settings`, pointing at the value at fault."""
+        try:
+            problems = actions.check_settings(bot.settings)
+        except Exception as error:  # the check is the bot developer's code
+            self.problems.add(
+                bot.mark,
+                f"the settings check failed ({type(error).__name__}: {error}), fix the check",
+            )
+            return
+        for problem in problems:
+            mark = bot.mark
+            if self.settings_node is not None and self.settings_source is not None:
+                node = _node_at(self.settings_node, problem.path)
+                mark = self.settings_source.mark(node)
+            where = ".".join(str(part) for part in ("settings", *problem.path))
+            self.problems.add(mark, f"{where}: {problem.message}")
 
     def _read(self, path: str) -> tuple[SourceFile, yaml.Node | None]:
         source = SourceFile(path, self.problems)
@@ -273,6 +315,8 @@ class _Loader:
         texts = self._texts(source, known.get("texts"), placeholder)
         settings: dict[str, Any] = {}
         if "settings" in known:
+            self.settings_node = known["settings"].value
+            self.settings_source = source
             value = source.plain(known["settings"].value)
             if isinstance(value, dict):
                 settings = value
@@ -358,6 +402,9 @@ class _Loader:
                 "install it, fix the name or fix the error in the module",
             )
             return None
+        validators = getattr(module, "validators", None)
+        if isinstance(validators, ValidatorRegistry) and not self.validators_given:
+            self.validators = validators
         registry = getattr(module, "actions", None)
         if not isinstance(registry, ActionRegistry):
             source.error(
@@ -536,46 +583,52 @@ class _Loader:
     def _check_state_shape(
         self, source: SourceFile, node: yaml.Node, state: StateSpec, known: dict[str, Entry]
     ) -> None:
-        """Report combinations of keys that cannot work together."""
-        if state.input and (state.choices or state.rows):
+        """Report combinations of keys that cannot work together.
+
+        The checks look at which keys are written, not at what was read from them, so a
+        value already reported as invalid does not cause a second, misleading problem.
+        """
+        asks = "input" in known
+        offers = "choices" in known or "rows" in known
+        if asks and offers:
             source.error(
                 known["input"].key_node,
                 f"state {state.id} has both input and choices, split it into two states "
                 "or turn the free answer into a choice",
             )
-        if state.choices and state.rows:
+        if "choices" in known and "rows" in known:
             source.error(
                 known["rows"].key_node,
                 f"state {state.id} has both choices and rows, use one of them",
             )
-        if state.action and (state.input or state.choices or state.rows or state.events):
+        if "action" in known and (asks or offers or "events" in known):
             source.error(
                 known["action"].key_node,
                 f"state {state.id} runs an action and also waits for an answer, move the action "
                 "to a state of its own that branches with `on:`",
             )
-        if "on" in known and not state.action:
+        if "on" in known and "action" not in known:
             source.error(
                 known["on"].key_node,
                 "`on:` branches on an action's outcome, add `action:` or use `next:`",
             )
-        if state.next and (state.choices or state.rows):
+        if "next" in known and offers:
             source.error(
                 known["next"].key_node,
                 "with choices each option has its own `next:`, move this one into the options",
             )
         for key in ("retry", "attempts", "on_exhausted"):
-            if key in known and not (state.input or state.choices or state.rows):
+            if key in known and not (asks or offers):
                 source.error(
                     known[key].key_node,
                     f"`{key}:` applies to states with input or choices, remove it",
                 )
-        if (state.choices or state.rows) and not state.say:
+        if offers and "say" not in known:
             source.error(
                 node,
                 f"state {state.id} offers choices without a question, add `say:` with the question",
             )
-        elif (state.choices or state.rows) and state.say[-1].body is None:
+        elif offers and state.say and state.say[-1].body is None:
             source.error(
                 node,
                 f"the options of state {state.id} are attached to its last message, "
@@ -792,8 +845,9 @@ class _Loader:
         if "section" in known:
             choice.section = self._text(source, known["section"].value, "section")
         if "aliases" in known:
+            # Kept as written: emoji aliases ("👍") normalise to nothing.
             choice.aliases = tuple(
-                normalize(word) for word, _ in source.text_list(known["aliases"].value, "aliases")
+                word for word, _ in source.text_list(known["aliases"].value, "aliases")
             )
         if "set" in known:
             choice.assignments = self._assignments(source, known["set"].value)
@@ -1026,7 +1080,8 @@ def load_spec(
     """Load and check the flow files in `directory`; raise FlowError listing every problem.
 
     `actions` defaults to the registry named by `actions:` in bot.yaml, imported as a
-    Python module; `validators` defaults to the built-in validators.
+    Python module. `validators` defaults to that module's `validators` registry if it
+    has one, else to the built-in validators.
     """
-    loader = _Loader(directory.rstrip("/") or "/", actions, validators or BUILTIN_VALIDATORS)
+    loader = _Loader(directory.rstrip("/") or "/", actions, validators)
     return loader.load()

@@ -32,6 +32,7 @@ from engine.events import (
     TextInput,
     UnsupportedMessage,
 )
+from engine.matching import emoji_key, match_option
 from engine.messages import (
     Button,
     ButtonsMessage,
@@ -42,6 +43,7 @@ from engine.messages import (
     Section,
     TextMessage,
 )
+from engine.reserved import EMOJI_PREFIX, LANGUAGE_SLOT, RETURN_SLOT, ROWS_SLOT
 from engine.session import Session, Turn
 from engine.spec import CommandSpec, ExitSpec, MessageSpec
 from engine.text import clean_input, normalize
@@ -54,8 +56,6 @@ logger = logging.getLogger(__name__)
 # Moves through states that do not wait, within one turn. The loader rejects loops of
 # such states, so reaching this means an action kept choosing outcomes in a cycle.
 MAX_AUTOMATIC_STEPS = 50
-LANGUAGE_SLOT = "_language"
-ROWS_SLOT = "_rows"
 
 
 class _ModelPool:
@@ -109,7 +109,10 @@ class _TurnRun:
         self.states: list[str] = []
         self.attempts = session.attempts
         model.slots = session.slots
-        if session.state in self.compiled.states:
+        # Whether the model has this conversation's state; a pooled model keeps the
+        # state of its previous turn until `set_state`.
+        self.open = session.state is not None and session.state in self.compiled.states
+        if session.state is not None and self.open:
             self.machine.set_state(session.state, model=model)
 
     # --- properties ----------------------------------------------------------------------
@@ -127,8 +130,9 @@ class _TurnRun:
         language = self.slots.get(LANGUAGE_SLOT)
         return language if language in self.spec.languages else self.spec.language
 
-    def result(self, *, open_conversation: bool = True, handled: bool = True) -> Turn:
+    def result(self, *, handled: bool = True) -> Turn:
         session = self.session
+        open_conversation = self.open
         session.state = self.model.state if open_conversation else None
         session.slots = self.slots
         session.attempts = self.attempts if open_conversation else 0
@@ -177,6 +181,7 @@ class _TurnRun:
     async def enter(self, state_id: str) -> None:
         """Set the state directly (new conversations) and settle there."""
         self.machine.set_state(state_id, model=self.model)
+        self.open = True
         await self.settle()
 
     async def settle(self) -> None:
@@ -337,7 +342,13 @@ class _TurnRun:
         if event.name not in self.state.spec.events:
             logger.info("event %s ignored in state %s", event.name, self.model.state)
             return False
-        self.slots.update(event.data)
+        for key, value in event.data.items():
+            if key.startswith("_"):
+                logger.warning(
+                    "event %s: data key %s is reserved for the engine; ignored", event.name, key
+                )
+            else:
+                self.slots[key] = value
         await self.move(f"event_{event.name}")
         return True
 
@@ -366,7 +377,7 @@ class _TurnRun:
             return
         spec = state.spec
         if spec.choices or spec.rows:
-            choice_id = state.choice_keys.get(self.language, {}).get(key)
+            choice_id = self.match_choice(key, text)
             if choice_id is not None:
                 await self.choose(choice_id)
                 return
@@ -396,6 +407,31 @@ class _TurnRun:
         self.send_text("unsupported_message")
         self.ask_again()
 
+    async def follow_first_message(self, event: InboundEvent) -> None:
+        """Act on the message that opened the conversation when it already asks for something.
+
+        Every new conversation starts with the greeting, but "asesor", "borrar mis datos"
+        or "quiero comprar" as a first message should not be lost. Commands and exact
+        option names count; greetings, numbers, typos and help do not.
+        """
+        if isinstance(event, ChoiceReply) and event.id in self.state.choice_ids:
+            await self.choose(event.id)
+            return
+        if isinstance(event, TextInput):
+            text = clean_input(event.text)
+        elif isinstance(event, ChoiceReply):
+            text = clean_input(event.title or event.id)
+        else:
+            return
+        key = normalize(text)
+        command = self.state.command_words.get(key)
+        if command is not None and not command.help:
+            await self.run_command(command)
+            return
+        choice_id = self.state.choice_keys.get(self.language, {}).get(key)
+        if key and not key.isdigit() and key not in self.spec.greetings and choice_id is not None:
+            await self.choose(choice_id)
+
     # --- moves ---------------------------------------------------------------------------------
 
     async def choose(self, choice_id: str) -> None:
@@ -409,12 +445,20 @@ class _TurnRun:
                 return dict(row)
         return None
 
+    def match_choice(self, key: str, text: str) -> str | None:
+        keys = self.state.choice_keys.get(self.language, {})
+        if not key:
+            return keys.get(EMOJI_PREFIX + emoji_key(text))
+        return match_option(key, keys)
+
     def match_row(self, key: str) -> dict[str, Any] | None:
         rows = self.slots.get(ROWS_SLOT, []) if self.state.spec.rows else []
+        keys: dict[str, str] = {}
         for number, row in enumerate(rows, start=1):
-            if key in (str(number), normalize(str(row["id"])), normalize(str(row["title"]))):
-                return dict(row)
-        return None
+            for candidate in (str(number), normalize(str(row["id"])), normalize(str(row["title"]))):
+                keys.setdefault(candidate, str(row["id"]))
+        row_id = match_option(key, keys) if key else None
+        return self.find_row(row_id) if row_id is not None else None
 
     async def choose_row(self, row_id: str) -> None:
         rows_spec = self.state.spec.rows
@@ -474,6 +518,8 @@ class _TurnRun:
         if command.help:
             self.send(self.state.spec.help or self.spec.texts["no_help"])
         self.send(command.exit.say)
+        if command.exit.target is not None:
+            self.slots[RETURN_SLOT] = self.model.state
         self.fire(f"command_{command.name}")
         if command.exit.target is None:
             self.ask_again()
@@ -563,7 +609,8 @@ class Bot:
         state = run.session.state
         if state is not None and state not in self.compiled.states:
             logger.warning("stored state %s no longer exists; restarting the conversation", state)
-            run.send_text("flow_updated")
+            if not isinstance(event, ExternalEvent):
+                run.send_text("flow_updated")
             self.reset_slots(run.slots)
             state = None
         elif state is not None and self.is_expired(run.session, run.now):
@@ -572,6 +619,7 @@ class Bot:
             if isinstance(event, ExternalEvent):
                 return False
             await run.enter(self.compiled.spec.start.state)
+            await run.follow_first_message(event)
             return True
         return await run.dispatch(event)
 
@@ -584,6 +632,7 @@ class Bot:
         run.send(handler.say)
         if handler.target is None:
             self.reset_slots(run.slots)
+            run.open = False
             return None
         await run.move("timeout")
         return str(run.model.state)
@@ -592,10 +641,10 @@ class Bot:
         """Time out `session`: run its compensating action, send the notice, close or move it."""
         with self._pool.model() as model:
             run = _TurnRun(self, model, session.copy(), None, now, services)
-            if session.state is None or session.state not in self.compiled.states:
-                return run.result(open_conversation=False, handled=False)
-            state = await self._time_out(run)
-            return run.result(open_conversation=state is not None)
+            if not run.open:
+                return run.result(handled=False)
+            await self._time_out(run)
+            return run.result()
 
     async def send_event(
         self,

@@ -83,8 +83,7 @@ class SourceFile:
             where = (
                 Mark(self.path, mark.line + 1, mark.column + 1) if mark else Mark(self.path, 1, 1)
             )
-            problem = error.problem or "invalid YAML"
-            self.problems.add(where, f"invalid YAML: {problem}, fix the syntax at this position")
+            self.problems.add(where, f"invalid YAML: {_describe_syntax_error(error)}")
         except UnicodeDecodeError as error:
             self.problems.add(
                 Mark(self.path, 1, 1), f"file is not UTF-8 ({error.reason}), save it as UTF-8"
@@ -205,6 +204,36 @@ class SourceFile:
             return loader.construct_document(node)
         finally:
             loader.dispose()
+
+
+# Fixes for the syntax errors flow authors meet most, keyed by PyYAML's problem text.
+_SYNTAX_HINTS = {
+    "mapping values are not allowed here": (
+        "a text that contains ': ' must be in quotes, as in say: \"Nota: llega temprano\""
+    ),
+    "found character '\\t' that cannot start any token": "indent with spaces, not tabs",
+    "found unexpected end of stream": "close the quote or bracket that is still open",
+    "could not find expected ':'": "check the indentation and that each key ends with ':'",
+    "did not find expected key": "check the indentation: keys of one mapping start in the same column",
+    "did not find expected '-' indicator": "check the indentation of the list items",
+}
+
+
+def _describe_syntax_error(error: yaml.MarkedYAMLError) -> str:
+    problem = error.problem or "invalid syntax"
+    text = problem
+    context_mark = error.context_mark
+    problem_mark = error.problem_mark
+    if (
+        error.context
+        and context_mark is not None
+        and (problem_mark is None or context_mark.line != problem_mark.line)
+    ):
+        text += (
+            f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        )
+    hint = next((fix for key, fix in _SYNTAX_HINTS.items() if problem.startswith(key)), None)
+    return f"{text}, {hint or 'fix the syntax at this position'}"
 
 
 def _kind(node: yaml.Node) -> str:
