@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 
 from engine import ActionContext, ActionRegistry, Option, TextMessage
-from flows.catalogue import Event, parse_catalogue
+from flows.catalogue import Event, parse_catalogue, settings_problems
 from storage import DuplicateCedula, Transaction
 
 __all__ = ["actions"]
@@ -20,6 +20,7 @@ __all__ = ["actions"]
 logger = logging.getLogger(__name__)
 
 actions = ActionRegistry()
+actions.settings_check(settings_problems)
 
 # Reservation codes: no 0/O, 1/I/L or 5/S, which customers confuse when reading them aloud.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRTUVWXYZ2346789"
@@ -42,11 +43,15 @@ def _events_on_sale(context: ActionContext) -> list[Event]:
 
 
 def _choose_event(context: ActionContext, event: Event) -> None:
+    when = event.when()
     context.slots.update(
         evento_id=event.id,
         evento_nombre=event.name,
+        evento_cuando=f" ({when})" if when else "",
         precio=event.price_cents,
-        max_cantidad=event.order_limit,
+        # NOTE: the capacity still free is not known here yet, so the offer is capped
+        # only by the order limit and the total capacity.
+        max_cantidad=min(event.order_limit, event.capacity),
     )
 
 
@@ -92,30 +97,31 @@ async def registrar_cliente(context: ActionContext) -> str:
     return "registrado"
 
 
+PERSONAL_SLOTS = ("cedula", "nombre", "nombre_corto", "fecha_nacimiento", "correo", "direccion")
+
+
 @actions.action(outcomes=["borrados", "sin_datos"])
 async def borrar_datos(context: ActionContext) -> str:
+    """Erase the stored customer and the answers given so far in an unfinished registration."""
     erased = await _store(context).customers.erase(context.phone, context.now)
-    for slot in ("cedula", "nombre", "nombre_corto", "fecha_nacimiento", "correo", "direccion"):
-        context.slots.pop(slot, None)
-    return "borrados" if erased else "sin_datos"
+    typed = [slot for slot in PERSONAL_SLOTS if context.slots.pop(slot, None) is not None]
+    return "borrados" if erased or typed else "sin_datos"
 
 
 @actions.action()
 async def pedir_asesor(context: ActionContext) -> None:
     created = await _store(context).handoffs.request(context.phone, context.state, context.now)
     if created:
+        hours = context.settings.get("horario_atencion")
+        when = f" ({hours})" if hours else ""
         context.reply(
             TextMessage(
-                "Listo, le pedí a una persona de nuestro equipo que te escriba por aquí en horario "
-                "de atención. Mientras tanto, puedes seguir con el bot."
+                "Listo, le avisé a nuestro equipo y una persona te escribirá por aquí en horario de "
+                f"atención{when}. Mientras tanto, puedes seguir conmigo."
             )
         )
     else:
-        context.reply(
-            TextMessage(
-                "Ya tenemos tu pedido de hablar con una persona; te escribirán pronto por aquí."
-            )
-        )
+        context.reply(TextMessage("Ya avisé a nuestro equipo; te escribirán pronto por aquí."))
 
 
 # --- reservations ----------------------------------------------------------------------
@@ -123,7 +129,14 @@ async def pedir_asesor(context: ActionContext) -> None:
 
 @actions.action(
     outcomes=["un_evento", "varios_eventos", "agotado", "sin_eventos"],
-    sets=["evento_id", "evento_nombre", "precio", "max_cantidad", "minutos_reserva"],
+    sets=[
+        "evento_id",
+        "evento_nombre",
+        "evento_cuando",
+        "precio",
+        "max_cantidad",
+        "minutos_reserva",
+    ],
 )
 async def preparar_reserva(context: ActionContext) -> str:
     context.slots["minutos_reserva"] = int(
@@ -153,7 +166,7 @@ async def eventos_en_venta(context: ActionContext) -> list[Option]:
 
 @actions.action(
     outcomes=["disponible", "agotado"],
-    sets=["evento_nombre", "precio", "max_cantidad"],
+    sets=["evento_nombre", "evento_cuando", "precio", "max_cantidad"],
 )
 async def elegir_evento(context: ActionContext) -> str:
     chosen = str(context.slots.get("evento_id"))
@@ -186,9 +199,22 @@ async def crear_reserva(context: ActionContext) -> str:
     return "reservado"
 
 
+PURCHASE_SLOTS = (
+    "reserva_codigo", "reserva_expira", "cantidad", "total", "referencia", "enlace_pago",
+    "banco_nombre", "banco_tipo_cuenta", "banco_numero_cuenta", "banco_titular", "banco_ruc",
+)  # fmt: skip
+
+
 @actions.action()
 async def cancelar_operacion(context: ActionContext) -> None:
-    for slot in ("reserva_codigo", "reserva_expira", "cantidad", "total", "referencia"):
+    for slot in PURCHASE_SLOTS:
+        context.slots.pop(slot, None)
+
+
+@actions.action()
+async def cerrar_compra(context: ActionContext) -> None:
+    """Forget the finished purchase, so the next one starts clean."""
+    for slot in PURCHASE_SLOTS:
         context.slots.pop(slot, None)
 
 
