@@ -47,4 +47,38 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX handoffs_open ON handoffs (requested_at) WHERE resolved_at IS NULL;
     """,
+    # 2: exactly-once turns, reply channels and the outbox of replies.
+    """
+    CREATE TABLE inbound_messages (
+        message_id TEXT PRIMARY KEY,
+        phone TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+
+    CREATE TABLE contacts (
+        phone TEXT PRIMARY KEY,
+        phone_number_id TEXT NOT NULL,
+        last_inbound_at TEXT NOT NULL
+    );
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        phone_number_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_until TEXT,
+        message_id TEXT,
+        error_code INTEGER,
+        error_detail TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        status_at TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (recipient, id) WHERE status = 'pending';
+    CREATE UNIQUE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;
+    """,
 )

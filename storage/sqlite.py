@@ -21,7 +21,9 @@ import aiosqlite
 
 from storage.customers import CustomerRepository
 from storage.handoffs import HandoffRepository
+from storage.inbound import ContactRepository, InboundRepository
 from storage.migrations import MIGRATIONS
+from storage.outbox import OutboxRepository
 from storage.sessions import SessionRepository
 
 __all__ = ["Store", "StoreError", "Transaction"]
@@ -44,6 +46,24 @@ class Transaction:
         self.sessions = SessionRepository(connection)
         self.customers = CustomerRepository(connection)
         self.handoffs = HandoffRepository(connection)
+        self.inbound = InboundRepository(connection)
+        self.contacts = ContactRepository(connection)
+        self.outbox = OutboxRepository(connection)
+        self._savepoints = 0
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Run a nested part of the transaction that rolls back alone when it raises."""
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        await self.connection.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self.connection.execute(f"ROLLBACK TO {name}")
+            await self.connection.execute(f"RELEASE {name}")
+            raise
+        await self.connection.execute(f"RELEASE {name}")
 
 
 class Store:
@@ -113,7 +133,7 @@ class Store:
             await self._connection.execute("COMMIT")
 
     async def ping(self) -> None:
-        """Run a trivial query; raise if the database does not answer."""
+        """Run a trivial query; raise if the database is not responding."""
         async with self._connection.execute("SELECT 1") as cursor:
             await cursor.fetchone()
 
