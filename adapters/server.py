@@ -1,0 +1,348 @@
+"""The WhatsApp webhook server: Starlette routes over the conversation service and the outbox.
+
+`POST /webhook` checks, in order, the body size (413), Meta's signature (401) and
+the JSON (400). Then the whole body is handled in one database transaction: each
+status updates its outbox entry, and each message records its id, runs its turn and
+queues its replies, each in a savepoint of its own. Only then does the server respond
+200, so a crash before the commit makes Meta send the body again, and a message id
+already recorded is skipped. The deliverer sends the queued replies afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from adapters.config import ServerConfig
+from adapters.conversation import ConversationService, mask_phone, utc_now
+from adapters.delivery import Deliverer, LogSender, Sender
+from adapters.graph import GraphClient
+from adapters.payloads import InboundItem, StatusItem, WebhookBatch, parse_webhook
+from adapters.signatures import verify_signature
+from adapters.sweeper import Sweeper
+from engine import Bot, OutgoingMessage, load_bot
+from storage import OutboxStatus, Store, Transaction
+
+__all__ = ["WhatsAppServer", "app_from_environment", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+_STATUSES = {
+    "sent": OutboxStatus.SENT,
+    "delivered": OutboxStatus.DELIVERED,
+    "read": OutboxStatus.READ,
+    "failed": OutboxStatus.FAILED,
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """Return the raw body, or None when it is larger than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class WhatsAppServer:
+    """The server's parts and their lifecycle; one per process."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        bot: Bot,
+        *,
+        sender: Sender | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.bot = bot
+        self.clock = clock
+        self._sender = sender
+        self._http_transport = http_transport
+        self._http: httpx.AsyncClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.store: Store
+        self.service: ConversationService
+        self.deliverer: Deliverer
+        self.sweeper: Sweeper
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        self.store = await Store.open(self.config.db_path)
+        self.service = ConversationService(
+            self.bot, self.store, self.clock, on_replies=self.queue_replies
+        )
+        self.deliverer = Deliverer(self.store, self._make_sender(), clock=self.clock)
+        self.sweeper = Sweeper(
+            self.service, interval_seconds=self.config.sweep_seconds, on_expired=self.deliverer.wake
+        )
+        if background:
+            self._tasks = [
+                asyncio.create_task(self.deliverer.run(), name="deliverer"),
+                asyncio.create_task(self.sweeper.run(), name="sweeper"),
+            ]
+        logger.info(
+            "serving bot %r (flows %s) on database %s%s",
+            self.bot.name,
+            self.bot.version,
+            self.config.db_path,
+            " in development mode: no signature checks, replies logged, not sent"
+            if self.config.dev
+            else "",
+        )
+
+    def _make_sender(self) -> Sender:
+        if self._sender is not None:
+            return self._sender
+        if self.config.dev:
+            return LogSender()
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            transport=self._http_transport,
+        )
+        return GraphClient(self.config.api_url, self.config.access_token or "", self._http)
+
+    async def stop(self) -> None:
+        self.deliverer.stop()
+        self.sweeper.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+        await self.store.close()
+        logger.info("server stopped")
+
+    # --- replies --------------------------------------------------------------------------
+
+    async def queue_replies(
+        self, transaction: Transaction, phone: str, messages: list[OutgoingMessage], now: datetime
+    ) -> None:
+        """Queue a turn's replies in its transaction, from the number the customer wrote to."""
+        contact = await transaction.contacts.get(phone)
+        phone_number_id = contact.phone_number_id if contact else self.config.phone_number_id
+        if not phone_number_id:
+            logger.warning(
+                "no business phone number known for %s; set WHATSAPP_PHONE_NUMBER_ID",
+                mask_phone(phone),
+            )
+        await transaction.outbox.enqueue(
+            phone, phone_number_id, [message.payload() for message in messages], now
+        )
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def verify(self, request: Request) -> Response:
+        """Return the challenge of Meta's subscription check when the verify token matches."""
+        params = request.query_params
+        token = params.get("hub.verify_token", "")
+        expected = self.config.verify_token
+        if (
+            params.get("hub.mode") == "subscribe"
+            and expected
+            and hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            logger.info("webhook subscription verified")
+            return PlainTextResponse(params.get("hub.challenge", ""))
+        logger.warning("webhook verification rejected: wrong mode or verify token")
+        return PlainTextResponse("Forbidden", status_code=403)
+
+    async def receive(self, request: Request) -> Response:
+        body = await _read_body(request, self.config.max_body_bytes)
+        if body is None:
+            logger.warning("webhook body over %d bytes rejected", self.config.max_body_bytes)
+            return _error(413, f"body larger than {self.config.max_body_bytes} bytes")
+        if not self.config.dev and not verify_signature(
+            self.config.app_secret or "", body, request.headers.get("x-hub-signature-256")
+        ):
+            logger.warning("webhook with a missing or wrong X-Hub-Signature-256 rejected")
+            return _error(401, "missing or invalid X-Hub-Signature-256")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("webhook body is not JSON (%d bytes); rejected", len(body))
+            return _error(400, "body is not valid JSON")
+
+        batch = parse_webhook(payload, self.config.phone_number_id)
+        failures = await self.process(batch)
+        if failures:
+            # What succeeded is committed; Meta's retry finds those ids recorded.
+            return _error(500, f"{failures} item(s) could not be handled; send the body again")
+        return JSONResponse({"status": "ok"})
+
+    async def health(self, request: Request) -> Response:
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=2.0)
+        except Exception as error:
+            logger.error("health check failed: the database is not responding (%s)", error)
+            return JSONResponse(
+                {"status": "unavailable", "database": "not responding"}, status_code=503
+            )
+        return JSONResponse(
+            {"status": "ok", "database": "ok", "bot": self.bot.name, "flows": self.bot.version}
+        )
+
+    # --- webhook items ----------------------------------------------------------------------
+
+    async def process(self, batch: WebhookBatch) -> int:
+        """Handle every item of a webhook body in one transaction; return how many failed."""
+        for bad in batch.bad:
+            logger.warning(
+                "webhook item skipped: %s in %s %s", bad.reason, bad.where, bad.ids or ""
+            )
+        for error in batch.errors:
+            logger.warning(
+                "WhatsApp reported an error: code %s: %s",
+                error.get("code"),
+                error.get("title") or error.get("message"),
+            )
+        if not batch.messages and not batch.statuses:
+            return 0
+        now = self.clock()
+        failures = 0
+        async with self.store.transaction() as transaction:
+            for status in batch.statuses:
+                work = functools.partial(self._apply_status, transaction, status, now)
+                failures += await self._guarded(
+                    transaction, work, status.message_id, status.recipient
+                )
+            for item in batch.messages:
+                work = functools.partial(self._handle_message, transaction, item, now)
+                failures += await self._guarded(transaction, work, item.message_id, item.phone)
+        if batch.messages:
+            self.deliverer.wake()
+        return failures
+
+    async def _guarded(
+        self,
+        transaction: Transaction,
+        work: Callable[[], Awaitable[None]],
+        message_id: str,
+        phone: str,
+    ) -> int:
+        """Run one item in a savepoint; log and count it when it fails, so the others go on."""
+        try:
+            async with transaction.savepoint():
+                await work()
+        except Exception:
+            logger.exception(
+                "webhook item %s from %s failed and was rolled back", message_id, mask_phone(phone)
+            )
+            return 1
+        return 0
+
+    async def _handle_message(
+        self, transaction: Transaction, item: InboundItem, now: datetime
+    ) -> None:
+        who = mask_phone(item.phone)
+        if not await transaction.inbound.record(item.message_id, item.phone, now):
+            logger.info(
+                "message %s from %s already handled; duplicate ignored", item.message_id, who
+            )
+            return
+        await transaction.contacts.touch(
+            item.phone, item.phone_number_id or self.config.phone_number_id, now
+        )
+        if item.event is None:
+            logger.info("message %s from %s (%s) needs no reply", item.message_id, who, item.kind)
+            return
+        turn = await self.service.run_turn(transaction, item.phone, item.event, now)
+        logger.info(
+            "message %s from %s (%s): %s, %d replies queued",
+            item.message_id,
+            who,
+            item.kind,
+            turn.session.state or "conversation closed",
+            len(turn.messages),
+        )
+
+    async def _apply_status(
+        self, transaction: Transaction, item: StatusItem, now: datetime
+    ) -> None:
+        status = _STATUSES.get(item.status)
+        who = mask_phone(item.recipient)
+        if status is None:
+            logger.info("status %r of %s to %s ignored", item.status, item.message_id, who)
+            return
+        applied = await transaction.outbox.apply_status(
+            item.message_id, status, item.timestamp, item.error_code, item.error_detail
+        )
+        if status is OutboxStatus.FAILED and applied:
+            logger.warning(
+                "message %s to %s failed: code %s: %s",
+                item.message_id,
+                who,
+                item.error_code,
+                item.error_detail,
+            )
+        else:
+            logger.info(
+                "status %s of %s to %s %s",
+                item.status,
+                item.message_id,
+                who,
+                "recorded" if applied else "ignored (older or unknown)",
+            )
+
+
+def create_app(server: WhatsAppServer) -> Starlette:
+    """Build the Starlette app around `server`, starting and stopping it with the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    routes = [
+        Route("/webhook", server.verify, methods=["GET"]),
+        Route("/webhook", server.receive, methods=["POST"]),
+        Route("/healthz", server.health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn factory: settings from the environment variables that `whatsapp-tickets serve` sets."""
+    # The command line configured logging in this process already; workers start bare.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO)
+    # transitions logs every trigger at INFO; its DEBUG-level detail is not for operators.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    dev = os.environ.get("WHATSAPP_TICKETS_DEV") == "1"
+    flows = os.environ.get("WHATSAPP_TICKETS_FLOWS", "flows")
+    config = ServerConfig.from_environment(flows=flows, dev=dev)
+    return create_app(WhatsAppServer(config, load_bot(flows)))
