@@ -1,4 +1,4 @@
-"""The `whatsapp-tickets` command line: chat, check (and, with the server, serve)."""
+"""The `whatsapp-tickets` command line: chat, serve and check."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def _command_check(arguments: argparse.Namespace) -> int:
         print(json.dumps({"ok": True, "problems": [], "summary": summary}, indent=2))
     else:
         print(
-            f"{directory}: bot {spec.name!r}, {len(spec.phases)} phases, {states} states, no errors"
+            f"{directory}: bot {spec.name!r}, {_plural(len(spec.phases), 'phase')}, "
+            f"{_plural(states, 'state')}, no errors"
         )
     return 0
 
@@ -100,17 +101,82 @@ def _command_chat(arguments: argparse.Namespace) -> int:
     return 0
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _command_serve(arguments: argparse.Namespace) -> int:
+    import uvicorn
+
+    from adapters.config import ServerConfig
+
+    flows = os.path.abspath(arguments.flows or default_flows())
+    config = ServerConfig.from_environment(db_path=arguments.db, flows=flows, dev=arguments.dev)
+    missing = config.missing_secrets()
+    if missing:
+        sys.stderr.write(
+            f"error: missing environment variable(s): {', '.join(missing)}; "
+            "set them to serve WhatsApp, or add --dev to try the server locally without them\n"
+        )
+        return 2
+    if _load(flows) is None:
+        return 1
+    host = arguments.host
+    if arguments.dev and host not in _LOOPBACK:
+        sys.stderr.write(f"warning: --dev listens on 127.0.0.1 only, not on {host}\n")
+        host = "127.0.0.1"
+    # The uvicorn factory reads these in every worker process.
+    os.environ["WHATSAPP_TICKETS_FLOWS"] = flows
+    os.environ["WHATSAPP_TICKETS_DB"] = os.path.abspath(config.db_path)
+    os.environ["WHATSAPP_TICKETS_DEV"] = "1" if arguments.dev else "0"
+    uvicorn.run(
+        "adapters.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=arguments.port,
+        workers=arguments.workers,
+        # The access log would print query strings, and GET /webhook carries the verify token.
+        access_log=False,
+        log_level="info",
+    )
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _phone_number(text: str) -> str:
+    digits = text.strip().lstrip("+")
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise argparse.ArgumentTypeError(
+            f"invalid phone number {text!r}, write the international number in digits, as in 593991234567"
+        )
+    return digits
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whatsapp-tickets",
         description="WhatsApp chatbot engine and ticket booking bot.",
     )
+    # -v works before or after the command name.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log at INFO level on stderr",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level on stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    chat = commands.add_parser("chat", help="talk to the bot in this terminal")
+    chat = commands.add_parser("chat", parents=[verbose], help="talk to the bot in this terminal")
     chat.add_argument(
-        "--phone", default=DEFAULT_PHONE, help=f"customer phone number (default {DEFAULT_PHONE})"
+        "--phone",
+        type=_phone_number,
+        default=DEFAULT_PHONE,
+        help=f"customer phone number in international form, digits only (default {DEFAULT_PHONE})",
     )
     chat.add_argument("--db", help=f"SQLite database file (default ${DB_VARIABLE} or {DEFAULT_DB})")
     chat.add_argument(
@@ -121,7 +187,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.set_defaults(handler=_command_chat)
 
-    check = commands.add_parser("check", help="validate flow files")
+    serve = commands.add_parser("serve", parents=[verbose], help="run the WhatsApp webhook server")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the database (default 1)"
+    )
+    serve.add_argument(
+        "--db", help=f"SQLite database file (default ${DB_VARIABLE} or {DEFAULT_DB})"
+    )
+    serve.add_argument(
+        "--flows", help="flow directory (default ./flows if present, else the ticket bot)"
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: listen on 127.0.0.1 only, skip signature checks, log replies instead of sending",
+    )
+    serve.set_defaults(handler=_command_serve)
+
+    check = commands.add_parser("check", parents=[verbose], help="validate flow files")
     check.add_argument(
         "directory",
         nargs="?",
@@ -137,10 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if arguments.verbose else logging.WARNING,
+        level=logging.INFO if getattr(arguments, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # transitions logs every trigger at INFO, which would drown the chat's output.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     return int(arguments.handler(arguments))
 
 

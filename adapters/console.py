@@ -153,16 +153,19 @@ class _Chat:
             self.print(f"# slots: {session.slots if session else {}}")
         else:
             event = self.simulated_event(name, arguments)
-            if event is None:
-                self.error(f"unknown chat command /{name}; type /help for the list")
-            else:
+            if event is not None:
                 await self.say(event)
         return True
 
     def simulated_event(self, name: str, arguments: list[str]) -> InboundEvent | None:
+        """Build the event a slash command stands for; report a missing argument."""
         text = " ".join(arguments)
-        if name == "tap" and arguments:
-            return ChoiceReply(arguments[0], text)
+        if name in ("tap", "event") and not arguments:
+            example = "/tap comprar" if name == "tap" else "/event pago_confirmado"
+            self.error(f"/{name} needs a name, as in {example}")
+            return None
+        if name == "tap":
+            return ChoiceReply(arguments[0], " ".join(arguments[1:]))
         if name == "image":
             return MediaMessage("image", "chat-image", "image/jpeg", caption=text)
         if name == "document":
@@ -175,9 +178,10 @@ class _Chat:
             return LocationMessage(-0.1807, -78.4678, "Quito", "")
         if name == "contacts":
             return UnsupportedMessage("contacts")
-        if name == "event" and arguments:
+        if name == "event":
             data = dict(argument.split("=", 1) for argument in arguments[1:] if "=" in argument)
             return ExternalEvent(arguments[0], data)
+        self.error(f"unknown chat command /{name}; type /help for the list")
         return None
 
     async def wait(self, arguments: list[str]) -> None:
