@@ -152,6 +152,31 @@ def test_chat_simulated_event_and_wait(tmp_path: Path) -> None:
     assert "cerré esta conversación" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/event", "/event needs a name, as in /event pago_confirmado"),
+        ("/tap", "/tap needs a name, as in /tap comprar"),
+    ],
+)
+def test_chat_slash_command_without_argument(tmp_path: Path, line: str, message: str) -> None:
+    result = chat(tmp_path / "chat.db", ["hola", line])
+    assert result.returncode == 0
+    assert message in result.stderr
+
+
+def test_chat_rejects_invalid_phone(tmp_path: Path) -> None:
+    result = run(["chat", "--phone", "abc", "--db", str(tmp_path / "x.db")], stdin="hola\n")
+    assert result.returncode == 2
+    assert "invalid phone number 'abc'" in result.stderr
+
+
+def test_verbose_after_command_name(tmp_path: Path) -> None:
+    result = run(["check", "-v", packaged_flows()])
+    assert result.returncode == 0
+    assert re.search(r"\d+ phases, \d+ states, no errors", result.stdout)
+
+
 def test_chat_unknown_slash_command_is_reported(tmp_path: Path) -> None:
     result = chat(tmp_path / "chat.db", ["/bailar", "hola"])
     assert result.returncode == 0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import ActionRegistry, FlowError, load_bot
+from engine import ActionRegistry, FlowError, SettingsProblem, load_bot
 from engine.loader import parse_duration
 from tests.helpers import write_flows
 
@@ -388,7 +388,8 @@ def test_action_outcome_not_handled(tmp_path: Path) -> None:
     assert problems == [
         f"{tmp_path}/flows/inicio.yaml:17:13: error: state inicio.decidiendo does not say where to go after "
         "action 'decidir', add `on:` branches for no or `next:`",
-        f"{tmp_path}/flows/inicio.yaml:20:7: error: action 'decidir' has no outcome 'tal_vez' (its outcomes: no, si)",
+        f"{tmp_path}/flows/inicio.yaml:20:7: error: action 'decidir' has no outcome 'tal_vez' (its outcomes: no, si); "
+        "branch on one of those, or declare the outcome in the action's `outcomes`",
     ]
 
 
@@ -481,3 +482,89 @@ def test_malformed_condition_reported_once(tmp_path: Path) -> None:
     problems = load_with(tmp_path, phase)
     assert len(problems) == 1
     assert "in condition 'nombre >>> 2'" in problems[0]
+
+
+def test_back_only_in_branches(tmp_path: Path) -> None:
+    bot_settings = BOT + "commands:\n  salir:\n    words: [salir]\n    to: back\n"
+    problems = load_with(tmp_path, PHASE, bot=bot_settings)
+    assert problems == [
+        f"{tmp_path}/flows/bot.yaml:7:9: error: `back` returns to the state a command left, so it works only "
+        "in `next:`, `on:`, `events:` and options; name a state here"
+    ]
+
+
+def test_yaml_colon_in_text_hint(tmp_path: Path) -> None:
+    phase = PHASE.replace("say: ¿Cómo te llamas?", "say: Nota: ¿cómo te llamas?")
+    problems = load_with(tmp_path, phase)
+    assert problems == [
+        f"{tmp_path}/flows/inicio.yaml:10:14: error: invalid YAML: mapping values are not allowed here, "
+        "a text that contains ': ' must be in quotes, as in say: \"Nota: llega temprano\""
+    ]
+
+
+def test_yaml_unclosed_quote_names_its_start(tmp_path: Path) -> None:
+    phase = PHASE.replace("say: ¿Cómo te llamas?", 'say: "¿Cómo te llamas?')
+    problems = load_with(tmp_path, phase)
+    assert len(problems) == 1
+    assert "(while scanning a quoted scalar at line 10, column 10), close the quote" in problems[0]
+
+
+def test_unknown_slot_suggests_a_close_one(tmp_path: Path) -> None:
+    phase = (
+        PHASE.replace("    next: menu", "    next: saludo")
+        + """
+  saludo:
+    say: Hola {nombr}
+    next: menu
+"""
+    )
+    problems = load_with(tmp_path, phase)
+    assert problems == [
+        f"{tmp_path}/flows/inicio.yaml:17:10: error: template uses slot {{nombr}}, but no path to inicio.saludo "
+        "sets it, did you mean 'nombre'?"
+    ]
+
+
+def test_invalid_validator_reported_once(tmp_path: Path) -> None:
+    phase = PHASE.replace("      type: text", "      type: correo").replace(
+        "    next: menu", "    retry: Otra vez.\n    next: menu"
+    )
+    problems = load_with(tmp_path, phase)
+    assert len(problems) == 1
+    assert "unknown validator 'correo'" in problems[0]
+
+
+def test_settings_check_points_at_the_value(tmp_path: Path) -> None:
+    actions = ActionRegistry()
+
+    @actions.settings_check
+    def precio_con_punto(settings: dict[str, object]) -> list[SettingsProblem]:
+        return [SettingsProblem(("catalogo", 0, "precio"), "write the price with a dot")]
+
+    bot_settings = BOT + "settings:\n  catalogo:\n    - id: x\n      precio: '2,00'\n"
+    problems = load_with(tmp_path, PHASE, bot=bot_settings, actions=actions)
+    assert problems == [
+        f"{tmp_path}/flows/bot.yaml:7:15: error: settings.catalogo.0.precio: write the price with a dot"
+    ]
+
+
+def test_custom_validator_from_actions_module(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "acciones.py").write_text(
+        "from engine import ActionRegistry, BUILTIN_VALIDATORS\n"
+        "from engine.validators import Invalid, Valid\n"
+        "actions = ActionRegistry()\n"
+        "validators = BUILTIN_VALIDATORS.copy()\n"
+        "validators.register('ruc', lambda text, options, context: "
+        "Valid(text) if len(text) == 13 else Invalid('length'), reasons={'length'})\n",
+        encoding="utf-8",
+    )
+    phase = PHASE.replace("      type: text", "      type: ruc").replace(
+        "    next: menu", "    retry:\n      length: Son 13 dígitos.\n    next: menu"
+    )
+    directory = write_flows(
+        tmp_path / "flows", {"bot.yaml": BOT + "actions: ./acciones.py\n", "inicio.yaml": phase}
+    )
+    bot = load_bot(directory)
+    assert bot.compiled.states["inicio.pregunta"].spec.input is not None
+    assert bot.compiled.states["inicio.pregunta"].spec.input.type == "ruc"

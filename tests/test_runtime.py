@@ -46,6 +46,9 @@ commands:
   ayuda:
     words: [ayuda]
     help: true
+  olvidar:
+    words: [olvidame]
+    to: inicio.confirmando_olvido
 on_timeout:
   action: liberar
 """
@@ -88,6 +91,16 @@ states:
     say: Te aviso cuando esté listo.
     events:
       cafe_listo: listo
+  confirmando_olvido:
+    say: ¿Seguro?
+    choices:
+      - id: si
+        title: Sí
+        aliases: ["👍"]
+        next: menu
+      - id: no
+        title: No
+        next: back
 """
 
 PEDIDO = """
@@ -469,3 +482,98 @@ async def test_one_machine_and_pooled_models(cafe_bot: Bot, kitchen: Kitchen) ->
     assert cafe_bot.machine is machine
     # Turns run one after another here, so one pooled model serves them all.
     assert len(machine.models) == 1
+
+
+async def test_first_message_command_is_not_lost(chat: Conversation) -> None:
+    replies = await chat.send("olvidame")
+    assert chat.state == "inicio.confirmando_olvido"
+    assert message_text(replies[0]) == "Bienvenido al café."
+    assert message_text(replies[-1]).startswith("¿Seguro?")
+
+
+async def test_first_message_option_is_followed(chat: Conversation) -> None:
+    await chat.send("Pedir café")
+    assert chat.state == "pedido.tipo"
+
+
+@pytest.mark.parametrize("first", ["hola", "1", "pedr cafe", "ayuda", "👍"])
+async def test_first_message_otherwise_only_greets(chat: Conversation, first: str) -> None:
+    await chat.send(first)
+    assert chat.state == "inicio.menu"
+
+
+async def test_back_returns_to_the_state_a_command_left(chat: Conversation) -> None:
+    await chat.send_all("hola", "pedir", "1")
+    await chat.send("olvidame")
+    assert chat.state == "inicio.confirmando_olvido"
+    replies = await chat.send("no")
+    assert chat.state == "pedido.cantidad"
+    assert message_text(replies[-1]) == "¿Cuántos americano?"
+
+
+async def test_back_without_a_command_goes_to_menu(chat: Conversation) -> None:
+    await chat.send("olvidame")
+    assert chat.session is not None
+    chat.session.slots.pop("_return_state")
+    await chat.send("no")
+    assert chat.state == "inicio.menu"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "opción 1",
+        "la primera",
+        "uno",
+        "pedir café por favor",
+        "porfa pedir cafe",
+        "pedr cafe",
+        "Pedir cafee",
+    ],
+)
+async def test_choice_matches_positions_courtesy_and_typos(chat: Conversation, answer: str) -> None:
+    await chat.send("hola")
+    await chat.send(answer)
+    assert chat.state == "pedido.tipo"
+
+
+@pytest.mark.parametrize("answer", ["pedir te", "cafe", "opcion 9"])
+async def test_choice_rejects_distant_answers(chat: Conversation, answer: str) -> None:
+    await chat.send("hola")
+    await chat.send(answer)
+    assert chat.state == "inicio.menu"
+    assert chat.session is not None and chat.session.attempts == 1
+
+
+async def test_row_matches_position_and_typo(chat: Conversation) -> None:
+    await chat.send_all("hola", "pedir")
+    await chat.send("la segunda")
+    assert chat.slots["cafe"] == "latte"
+    await chat.send("menu")
+    await chat.send("pedir")
+    await chat.send("amerricano")
+    assert chat.slots["cafe"] == "americano"
+
+
+async def test_emoji_alias_matches_with_skin_tone(chat: Conversation) -> None:
+    await chat.send_all("hola", "olvidame")
+    await chat.send("👍🏽")
+    assert chat.state == "inicio.menu"
+
+
+async def test_event_data_cannot_set_reserved_slots(chat: Conversation) -> None:
+    await chat.send_all("hola", "estado")
+    await chat.send(ExternalEvent("cafe_listo", {"_language": "en", "mesa": 4}))
+    assert chat.slots["mesa"] == 4
+    assert "_language" not in chat.slots
+
+
+async def test_event_without_conversation_changes_nothing(cafe_bot: Bot, kitchen: Kitchen) -> None:
+    # A pooled model that served another conversation must not leak its state here.
+    other = Conversation(cafe_bot, phone="593990000009", services=kitchen)
+    await other.send_all("hola", "pedir")
+    chat = Conversation(cafe_bot, services=kitchen)
+    replies = await chat.send(ExternalEvent("cafe_listo"))
+    assert replies == []
+    assert chat.state is None
+    assert chat.session is not None and chat.session.deadline is None

@@ -222,7 +222,7 @@ async def test_help_at_menu_choice_and_command(customer: Customer) -> None:
     assert "Así funciona" in reply
     reply = await customer.send("ayuda")
     assert customer.state == "inicio.menu"
-    assert "*Comprar tickets*" in reply
+    assert "Así funciona" in reply
     assert isinstance(customer.replies[-1], ButtonsMessage)
 
 
@@ -237,9 +237,10 @@ async def test_advisor_request_is_recorded_once(customer: Customer, store: Store
     await customer.send_all("hola", "comprar")
     reply = await customer.send("asesor")
     assert customer.state == "registro.esperando_cedula"
-    assert "le pedí a una persona" in reply
+    assert "le avisé a nuestro equipo" in reply
+    assert "(de lunes a viernes, de 09:00 a 18:00)" in reply
     reply = await customer.send("hablar con una persona")
-    assert "Ya tenemos tu pedido" in reply
+    assert "Ya avisé a nuestro equipo" in reply
     async with store.transaction() as transaction:
         cursor = await transaction.connection.execute("SELECT phone, state FROM handoffs")
         rows = await cursor.fetchall()
@@ -303,3 +304,94 @@ async def test_odd_text_always_gets_an_answer(customer: Customer, text: str) -> 
     reply = await customer.send(text)
     assert reply
     assert customer.state == "registro.esperando_cedula"
+
+
+async def test_transfer_reference_needs_a_digit(customer: Customer) -> None:
+    await customer.register()
+    await customer.send_all("2", "si", "transferencia")
+    reply = await customer.send("ya te mando")
+    assert customer.state == "pago.esperando_comprobante"
+    assert "número de comprobante" in reply
+    await customer.send("Ref 001234567")
+    assert customer.state == "pago.verificando"
+
+
+async def test_first_message_asking_for_a_person(customer: Customer, store: Store) -> None:
+    reply = await customer.send("asesor")
+    assert customer.state == "inicio.menu"
+    assert "le avisé a nuestro equipo" in reply
+    async with store.transaction() as transaction:
+        cursor = await transaction.connection.execute("SELECT count(*) FROM handoffs")
+        row = await cursor.fetchone()
+    assert row is not None and row[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "state"),
+    [
+        ("borrar mis datos", "inicio.confirmando_borrado"),
+        ("quiero comprar", "registro.esperando_cedula"),
+    ],
+)
+async def test_first_message_request_is_followed(
+    customer: Customer, first: str, state: str
+) -> None:
+    reply = await customer.send(first)
+    assert customer.state == state
+    assert reply.startswith("¡Hola! 👋")
+
+
+async def test_keeping_data_returns_to_payment(customer: Customer) -> None:
+    await customer.register()
+    await customer.send_all("2", "si")
+    assert customer.state == "pago.eligiendo_metodo"
+    await customer.send("borrar mis datos")
+    reply = await customer.send("no")
+    assert customer.state == "pago.eligiendo_metodo"
+    assert "¿Cómo quieres pagar los $4.00?" in reply
+
+
+async def test_purchase_slots_cleared_after_payment(
+    customer: Customer, service: ConversationService
+) -> None:
+    await customer.register()
+    await customer.send_all("2", "si", "transferencia", "001234567")
+    await customer.send(ExternalEvent("pago_confirmado"))
+    session = await service.session(PHONE)
+    assert session is not None
+    for slot in ("reserva_codigo", "referencia", "total", "banco_nombre"):
+        assert slot not in session.slots
+
+
+async def test_card_wait_offers_transfer(customer: Customer) -> None:
+    await customer.register()
+    await customer.send_all("2", "si", "tarjeta")
+    reply = await customer.send("Transferencia")
+    assert customer.state == "pago.esperando_comprobante"
+    assert "Transfiere *$4.00*" in reply
+
+
+async def test_payment_time_out_releases_the_reservation(
+    customer: Customer, service: ConversationService, clock: FakeClock
+) -> None:
+    await customer.register()
+    await customer.send_all("2", "si")
+    clock.advance(minutes=16)
+    turns = await service.expire_due()
+    assert "Se venció el tiempo para pagar la reserva" in joined(turns[0].messages)
+    assert turns[0].session.state is None
+
+
+async def test_menu_attempts_exhausted_stays_at_menu(customer: Customer) -> None:
+    await customer.send_all("hola", "xyz", "abc")
+    reply = await customer.send("qwe")
+    assert customer.state == "inicio.menu"
+    assert "Elige una opción de la lista" in reply
+    assert "Te regreso" not in reply
+
+
+async def test_typed_payment_method_with_typo(customer: Customer) -> None:
+    await customer.register()
+    await customer.send_all("2", "si")
+    await customer.send("trasferencia")
+    assert customer.state == "pago.esperando_comprobante"
