@@ -11,7 +11,15 @@ The engine does no I/O. Storage, HTTP and the console live in other packages.
 
 from __future__ import annotations
 
-from engine.actions import Action, ActionContext, ActionRegistry, Option, SettingsProblem
+from engine.actions import (
+    Action,
+    ActionContext,
+    ActionRegistry,
+    HookContext,
+    Notification,
+    Option,
+    SettingsProblem,
+)
 from engine.compiler import compile_bot
 from engine.errors import ActionError, EngineError, FlowError, FlowProblem, FlowRuntimeError
 from engine.events import (
@@ -53,11 +61,13 @@ __all__ = [
     "FlowError",
     "FlowProblem",
     "FlowRuntimeError",
+    "HookContext",
     "ImageMessage",
     "InboundEvent",
     "ListMessage",
     "LocationMessage",
     "MediaMessage",
+    "Notification",
     "Option",
     "OutgoingMessage",
     "Row",

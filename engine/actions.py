@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.events import InboundEvent
+from engine.events import ExternalEvent, InboundEvent
 from engine.messages import OutgoingMessage
 
 __all__ = [
     "Action",
     "ActionContext",
     "ActionRegistry",
+    "HookContext",
+    "Notification",
     "Option",
     "SettingsProblem",
 ]
@@ -67,9 +69,37 @@ class SettingsProblem:
     message: str
 
 
+@dataclass(frozen=True)
+class HookContext:
+    """What startup and periodic hooks receive: the caller's services, settings and clock."""
+
+    services: Any
+    settings: dict[str, Any]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Something to tell a customer outside a turn of theirs, such as a payment that cleared.
+
+    `event` goes to the customer's conversation first. When the conversation does not
+    wait for it (the customer is elsewhere, or has none open), `messages` are sent
+    instead, so the customer hears of it either way.
+    """
+
+    phone: str
+    event: ExternalEvent | None = None
+    messages: tuple[OutgoingMessage, ...] = ()
+    # Slot values the conversation must have for `event` to go to it, such as the
+    # code of the reservation the news is about.
+    when: tuple[tuple[str, Any], ...] = ()
+
+
 ActionFunction = Callable[[ActionContext], Awaitable[str | None]]
 RowsFunction = Callable[[ActionContext], Awaitable[list[Option]]]
 SettingsCheck = Callable[[dict[str, Any]], list[SettingsProblem]]
+StartupHook = Callable[[HookContext], Awaitable[None]]
+PeriodicHook = Callable[[HookContext], Awaitable[list[Notification]]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,8 @@ class ActionRegistry:
     def __init__(self) -> None:
         self._actions: dict[str, Action] = {}
         self._settings_checks: list[SettingsCheck] = []
+        self._startup_hooks: list[StartupHook] = []
+        self._periodic_hooks: list[PeriodicHook] = []
 
     def action(
         self,
@@ -129,6 +161,27 @@ class ActionRegistry:
         for check in self._settings_checks:
             problems.extend(check(settings))
         return problems
+
+    def on_start(self, function: StartupHook) -> StartupHook:
+        """Register a hook run once when a chat or server starts, in a transaction."""
+        self._startup_hooks.append(function)
+        return function
+
+    def periodic(self, function: PeriodicHook) -> PeriodicHook:
+        """Register a hook run by the server's sweeper (and the chat's /wait), in a transaction.
+
+        It returns the notifications to deliver, such as expired reservations.
+        """
+        self._periodic_hooks.append(function)
+        return function
+
+    @property
+    def startup_hooks(self) -> list[StartupHook]:
+        return list(self._startup_hooks)
+
+    @property
+    def periodic_hooks(self) -> list[PeriodicHook]:
+        return list(self._periodic_hooks)
 
     def _add(self, action: Action) -> None:
         if action.name in self._actions:

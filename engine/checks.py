@@ -139,6 +139,8 @@ class _Checker:
             branches.extend(choice.branches)
         if state.rows:
             branches.extend(state.rows.branches)
+        if state.media:
+            branches.extend(state.media.branches)
         for more in (*state.outcomes.values(), *state.events.values()):
             branches.extend(more)
         return branches
@@ -207,6 +209,8 @@ class _Checker:
                 self.check_outcomes(state)
             if state.rows:
                 self.check_action_name(state.rows.action, state.rows.mark, rows=True)
+            if state.media and state.media.action:
+                self.check_action_name(state.media.action, state.media.mark)
             for exit_spec in self.exits_of(state):
                 if exit_spec.action and exit_spec.mark:
                     self.check_action_name(exit_spec.action, exit_spec.mark)
@@ -316,6 +320,8 @@ class _Checker:
             for messages in state.retry.values():
                 self.check_messages(messages, offers_options)
             self.check_messages(state.help)
+            if state.media:
+                self.check_messages(state.media.say)
             for exit_spec in self.exits_of(state):
                 self.check_messages(exit_spec.say)
             self.check_choices(state)
@@ -473,6 +479,8 @@ class _Checker:
             written.add(state.input.slot)
         if state.rows:
             written.add(state.rows.slot)
+        if state.media:
+            written |= self.action_sets(state.media.action)
         return frozenset(written)
 
     def check_slots(self, edges: list[_Edge]) -> None:
@@ -502,6 +510,8 @@ class _Checker:
             for exit_spec in self.exits_of(state):
                 extra = self.action_sets(exit_spec.action)
                 self.check_fields(self.message_texts(exit_spec.say), after | extra, state)
+            if state.media:
+                self.check_fields(self.message_texts(state.media.say), after, state)
             for guard_branch in self.guarded(state):
                 assert guard_branch.guard is not None
                 if guard_branch.guard.slot not in after:

@@ -9,6 +9,7 @@ with "." so that the machine's state names are the flow's ids (`registro.esperan
 Trigger names, one set per kind of move:
 
 - `choose_<id>` for a static option, `row_chosen` for a dynamic row
+- `media_received` for a photo or document a state accepts
 - `input_valid`, `input_exhausted`
 - `outcome_<name>` for an action's outcome, `proceed` for `next:` without input
 - `event_<name>` for an external event
@@ -159,6 +160,8 @@ def _state_transitions(
         transitions += _branch_transitions(f"choose_{choice.id}", source, choice.branches, targets)
     if spec.rows:
         transitions += _branch_transitions("row_chosen", source, spec.rows.branches, targets)
+    if spec.media:
+        transitions += _branch_transitions("media_received", source, spec.media.branches, targets)
     if spec.input:
         transitions += _branch_transitions("input_valid", source, spec.next, targets)
     if spec.input or spec.choices or spec.rows:

@@ -34,6 +34,7 @@ from engine.spec import (
     ExitSpec,
     Guard,
     InputSpec,
+    MediaSpec,
     MessageSpec,
     PhaseSpec,
     RowsSpec,
@@ -72,6 +73,7 @@ _BOT_KEYS = (
     "on_timeout",
     "attempts",
     "actions",
+    "notification_template",
     "greetings",
     "commands",
     "texts",
@@ -86,6 +88,7 @@ _STATE_KEYS = (
     "action",
     "on",
     "input",
+    "media",
     "choices",
     "rows",
     "list_button",
@@ -100,6 +103,8 @@ _STATE_KEYS = (
 )
 _CHOICE_KEYS = ("id", "title", "description", "section", "aliases", "next", "set")
 _ROWS_KEYS = ("action", "slot", "next")
+_MEDIA_KEYS = ("kinds", "action", "say", "next")
+_MEDIA_KINDS = ("image", "document", "video", "audio", "sticker")
 _BRANCH_KEYS = ("if", "to")
 _DEFAULT_ATTEMPTS = 3
 _DEFAULT_INACTIVITY = 600
@@ -292,6 +297,9 @@ class _Loader:
         if "attempts" in known:
             attempts = source.integer(known["attempts"].value, "attempts", minimum=1) or attempts
 
+        notification_template = self._notification_template(
+            source, known.get("notification_template")
+        )
         actions_module = self._optional_text(source, known, "actions", "actions")
         if actions_module and self.actions is None:
             self.actions = self._import_actions(source, known["actions"].value, actions_module)
@@ -347,12 +355,32 @@ class _Loader:
             on_timeout=on_timeout,
             attempts=attempts,
             actions_module=actions_module,
+            notification_template=notification_template,
             greetings=greetings,
             commands=commands,
             texts=texts,
             settings=settings,
             slots=slots,
         )
+
+    def _notification_template(
+        self, source: SourceFile, entry: Entry | None
+    ) -> dict[str, str] | None:
+        if entry is None:
+            return None
+        entries = source.mapping(entry.value, "notification_template") or []
+        known = source.check_keys(
+            entries, ("name", "language"), "notification_template", ("name",), entry.value
+        )
+        name = source.text(known["name"].value, "name") if "name" in known else None
+        language = (
+            source.text(known["language"].value, "language")
+            if "language" in known
+            else self.language
+        )
+        if not name or not language:
+            return None
+        return {"name": name, "language": language}
 
     def _read_languages(self, source: SourceFile, known: dict[str, Entry]) -> None:
         if "language" in known:
@@ -541,6 +569,8 @@ class _Loader:
 
         if "input" in known:
             state.input = self._input(source, known["input"].value)
+        if "media" in known:
+            state.media = self._media(source, known["media"].value, phase)
         if "choices" in known:
             state.choices = self._choices(source, known["choices"].value, phase)
         if "rows" in known:
@@ -601,7 +631,7 @@ class _Loader:
                 known["rows"].key_node,
                 f"state {state.id} has both choices and rows, use one of them",
             )
-        if "action" in known and (asks or offers or "events" in known):
+        if "action" in known and (asks or offers or "events" in known or "media" in known):
             source.error(
                 known["action"].key_node,
                 f"state {state.id} runs an action and also waits for an answer, move the action "
@@ -852,6 +882,36 @@ class _Loader:
         if "set" in known:
             choice.assignments = self._assignments(source, known["set"].value)
         return choice
+
+    def _media(self, source: SourceFile, node: yaml.Node, phase: str) -> MediaSpec | None:
+        entries = source.mapping(node, "media")
+        if entries is None:
+            return None
+        known = source.check_keys(entries, _MEDIA_KEYS, "media", ("next",), node)
+        if "next" not in known:
+            return None
+        kinds = {"image", "document"}
+        if "kinds" in known:
+            kinds = set()
+            for kind, kind_node in source.text_list(known["kinds"].value, "kinds"):
+                if kind in _MEDIA_KINDS:
+                    kinds.add(kind)
+                else:
+                    source.error(
+                        kind_node,
+                        f"unknown media kind {kind!r}, use some of: {', '.join(_MEDIA_KINDS)}",
+                    )
+        media = MediaSpec(
+            frozenset(kinds),
+            self._branches(source, known["next"].value, phase, "next"),
+            source.mark(node),
+        )
+        if "action" in known:
+            media.action = source.text(known["action"].value, "action")
+            media.mark = source.mark(known["action"].value)
+        if "say" in known:
+            media.say = self._messages(source, known["say"].value, "media.say")
+        return media
 
     def _rows(self, source: SourceFile, node: yaml.Node, phase: str) -> RowsSpec | None:
         entries = source.mapping(node, "rows")

@@ -23,6 +23,7 @@ __all__ = [
     "Section",
     "TextMessage",
     "fit",
+    "plain_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -174,17 +175,48 @@ def _row_payload(row: Row) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ImageMessage:
-    """An image given by a public link or by the id of uploaded media."""
+    """An image: a public link, the id of uploaded media, or a QR code made when sending.
+
+    With `qr`, the sender renders the text as a QR code, uploads it and sends the
+    uploaded media; `fallback` is the text sent instead when that is not possible.
+    Both travel in the payload under keys that start with "_", which the sender
+    resolves and removes before calling the Graph API.
+    """
 
     link: str | None = None
     media_id: str | None = None
     caption: str | None = None
+    qr: str | None = None
+    fallback: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        image: dict[str, Any] = {"id": self.media_id} if self.media_id else {"link": self.link}
+        image: dict[str, Any]
+        if self.media_id:
+            image = {"id": self.media_id}
+        elif self.qr is not None:
+            image = {"_qr": self.qr}
+        else:
+            image = {"link": self.link}
         if self.caption:
             image["caption"] = fit(self.caption, LIMITS.caption, "caption")
-        return {"type": "image", "image": image}
+        payload: dict[str, Any] = {"type": "image", "image": image}
+        if self.fallback:
+            payload["_fallback"] = fit(self.fallback, LIMITS.text, "fallback text")
+        return payload
 
 
 OutgoingMessage = TextMessage | ButtonsMessage | ListMessage | ImageMessage
+
+
+def plain_text(message: OutgoingMessage) -> str:
+    """Return the text a customer reads in `message`, options included, one part per line."""
+    if isinstance(message, TextMessage):
+        return message.body
+    if isinstance(message, ImageMessage):
+        return message.caption or message.fallback or ""
+    parts = [message.header or "", message.body, message.footer or ""]
+    if isinstance(message, ButtonsMessage):
+        parts += [button.title for button in message.buttons]
+    else:
+        parts += [row.title for row in message.rows]
+    return "\n".join(part for part in parts if part)

@@ -20,7 +20,7 @@ from typing import Any
 
 from transitions import MachineError
 
-from engine.actions import ActionContext, Option
+from engine.actions import ActionContext, HookContext, Notification, Option
 from engine.compiler import CompiledBot, CompiledState, SessionModel
 from engine.errors import ActionError, FlowRuntimeError
 from engine.events import (
@@ -398,6 +398,14 @@ class _TurnRun:
         kind = getattr(
             event, "kind", "location" if isinstance(event, LocationMessage) else "unknown"
         )
+        media = self.state.spec.media
+        if isinstance(event, MediaMessage) and media is not None and event.kind in media.kinds:
+            logger.info("%s accepted in state %s", event.kind, self.model.state)
+            if media.action:
+                await self.call_action(media.action)
+            self.send(media.say)
+            await self.move("media_received")
+            return
         if isinstance(event, MediaMessage) and event.caption and self.state.spec.input:
             # A caption is text the customer wrote, so it is handled like a typed message.
             await self.on_text(clean_input(event.caption))
@@ -513,11 +521,12 @@ class _TurnRun:
         logger.info("command %s in state %s", command.name, self.model.state)
         if command.exit.action:
             await self.call_action(command.exit.action)
-        if command.clear_slots:
-            self.bot.reset_slots(self.slots)
         if command.help:
             self.send(self.state.spec.help or self.spec.texts["no_help"])
+        # Rendered before the slots are cleared, so the message can use what the action set.
         self.send(command.exit.say)
+        if command.clear_slots:
+            self.bot.reset_slots(self.slots)
         if command.exit.target is not None:
             self.slots[RETURN_SLOT] = self.model.state
         self.fire(f"command_{command.name}")
@@ -554,6 +563,24 @@ class Bot:
     @property
     def settings(self) -> dict[str, Any]:
         return self.compiled.spec.settings
+
+    async def start(self, *, now: datetime, services: Any = None) -> None:
+        """Run the actions module's startup hooks, such as loading a catalogue into storage."""
+        context = HookContext(services, self.settings, now)
+        for hook in self.compiled.actions.startup_hooks:
+            await hook(context)
+
+    async def run_periodic(self, *, now: datetime, services: Any = None) -> list[Notification]:
+        """Run the actions module's periodic hooks; return the notifications they produce."""
+        context = HookContext(services, self.settings, now)
+        notifications: list[Notification] = []
+        for hook in self.compiled.actions.periodic_hooks:
+            notifications.extend(await hook(context))
+        return notifications
+
+    @property
+    def notification_template(self) -> dict[str, str] | None:
+        return self.compiled.spec.notification_template
 
     def reset_slots(self, slots: dict[str, Any]) -> None:
         """Clear `slots` back to the bot's initial slots, keeping the customer's language."""

@@ -25,6 +25,7 @@ __all__ = [
     "ExitSpec",
     "Guard",
     "InputSpec",
+    "MediaSpec",
     "MessageSpec",
     "PhaseSpec",
     "RowsSpec",
@@ -188,6 +189,17 @@ class RowsSpec:
 
 
 @dataclass
+class MediaSpec:
+    """What a state does with a photo or document: run `action`, send `say`, then branch."""
+
+    kinds: frozenset[str]
+    branches: list[Branch]
+    mark: Mark
+    action: str | None = None
+    say: list[MessageSpec] = field(default_factory=list)
+
+
+@dataclass
 class InputSpec:
     type: str
     slot: str
@@ -248,6 +260,7 @@ class StateSpec:
     outcomes: dict[str, list[Branch]] = field(default_factory=dict)
     outcome_marks: dict[str, Mark] = field(default_factory=dict)
     input: InputSpec | None = None
+    media: MediaSpec | None = None
     choices: list[ChoiceSpec] = field(default_factory=list)
     rows: RowsSpec | None = None
     list_button: Text | None = None
@@ -264,7 +277,7 @@ class StateSpec:
     @property
     def waits(self) -> bool:
         """Whether the state waits for the customer or an external event."""
-        return bool(self.input or self.choices or self.rows or self.events)
+        return bool(self.input or self.choices or self.rows or self.events or self.media)
 
     def branches(self) -> list[Branch]:
         """Every branch leaving the state, commands and timeouts excluded."""
@@ -273,6 +286,8 @@ class StateSpec:
             result.extend(choice.branches)
         if self.rows:
             result.extend(self.rows.branches)
+        if self.media:
+            result.extend(self.media.branches)
         for branches in (*self.outcomes.values(), *self.events.values()):
             result.extend(branches)
         if self.exhausted and self.exhausted.target:
@@ -308,6 +323,8 @@ class BotSpec:
     on_timeout: ExitSpec
     attempts: int
     actions_module: str | None
+    # Approved template {"name", "language"} for messages outside the 24-hour window.
+    notification_template: dict[str, str] | None
     greetings: tuple[str, ...]
     commands: dict[str, CommandSpec]
     texts: dict[str, list[MessageSpec]]

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from engine.events import ChoiceReply, InboundEvent, TextInput
-from engine.messages import ButtonsMessage, ImageMessage, ListMessage, OutgoingMessage, TextMessage
+from engine.messages import ButtonsMessage, ListMessage, OutgoingMessage, plain_text
 from engine.runtime import Bot
 from engine.session import Session, Turn
 
@@ -30,16 +30,7 @@ DEFAULT_START = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 
 def message_text(message: OutgoingMessage) -> str:
     """Return the text a customer reads in `message`, options included."""
-    if isinstance(message, TextMessage):
-        return message.body
-    if isinstance(message, ImageMessage):
-        return message.caption or ""
-    parts = [message.header or "", message.body, message.footer or ""]
-    if isinstance(message, ButtonsMessage):
-        parts += [button.title for button in message.buttons]
-    elif isinstance(message, ListMessage):
-        parts += [row.title for row in message.rows]
-    return "\n".join(part for part in parts if part)
+    return plain_text(message)
 
 
 def option_ids(message: OutgoingMessage) -> list[str]:
