@@ -8,6 +8,25 @@ from storage.inbound import Contact, ContactRepository, InboundRepository
 from storage.outbox import OutboxEntry, OutboxRepository, OutboxStatus
 from storage.sessions import SessionRepository
 from storage.sqlite import Store, StoreError, Transaction
+from storage.stats import Stats, StatsRepository
+from storage.tickets import (
+    EventRecord,
+    EventRepository,
+    Payment,
+    PaymentMethod,
+    PaymentRepository,
+    PaymentStatus,
+    Receipt,
+    ReceiptRepository,
+    Reservation,
+    ReservationRepository,
+    ReservationStatus,
+    Ticket,
+    TicketRepository,
+    TicketStatus,
+    Transfer,
+    TransferRepository,
+)
 
 __all__ = [
     "Contact",
@@ -15,13 +34,31 @@ __all__ = [
     "Customer",
     "CustomerRepository",
     "DuplicateCedula",
+    "EventRecord",
+    "EventRepository",
     "HandoffRepository",
     "InboundRepository",
     "OutboxEntry",
     "OutboxRepository",
     "OutboxStatus",
+    "Payment",
+    "PaymentMethod",
+    "PaymentRepository",
+    "PaymentStatus",
+    "Receipt",
+    "ReceiptRepository",
+    "Reservation",
+    "ReservationRepository",
+    "ReservationStatus",
     "SessionRepository",
+    "Stats",
+    "StatsRepository",
     "Store",
     "StoreError",
+    "Ticket",
+    "TicketRepository",
+    "TicketStatus",
     "Transaction",
+    "Transfer",
+    "TransferRepository",
 ]

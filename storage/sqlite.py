@@ -25,6 +25,15 @@ from storage.inbound import ContactRepository, InboundRepository
 from storage.migrations import MIGRATIONS
 from storage.outbox import OutboxRepository
 from storage.sessions import SessionRepository
+from storage.stats import StatsRepository
+from storage.tickets import (
+    EventRepository,
+    PaymentRepository,
+    ReceiptRepository,
+    ReservationRepository,
+    TicketRepository,
+    TransferRepository,
+)
 
 __all__ = ["Store", "StoreError", "Transaction"]
 
@@ -49,6 +58,13 @@ class Transaction:
         self.inbound = InboundRepository(connection)
         self.contacts = ContactRepository(connection)
         self.outbox = OutboxRepository(connection)
+        self.events = EventRepository(connection)
+        self.reservations = ReservationRepository(connection)
+        self.payments = PaymentRepository(connection)
+        self.transfers = TransferRepository(connection)
+        self.receipts = ReceiptRepository(connection)
+        self.tickets = TicketRepository(connection)
+        self.stats = StatsRepository(connection)
         self._savepoints = 0
 
     @asynccontextmanager
