@@ -8,12 +8,32 @@ the new conversation state, or not at all.
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import timedelta
 
-from engine import ActionContext, ActionRegistry, Option, TextMessage
-from flows.catalogue import Event, parse_catalogue, settings_problems
-from storage import DuplicateCedula, Transaction
+from engine import (
+    ActionContext,
+    ActionRegistry,
+    HookContext,
+    MediaMessage,
+    Notification,
+    Option,
+    TextMessage,
+)
+from engine.templates import format_money
+from flows import notices, payments
+from flows.catalogue import describe_start, parse_catalogue, settings_problems
+from storage import (
+    DuplicateCedula,
+    EventRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Reservation,
+    ReservationStatus,
+    Ticket,
+    TicketStatus,
+    Transaction,
+)
 
 __all__ = ["actions"]
 
@@ -22,37 +42,25 @@ logger = logging.getLogger(__name__)
 actions = ActionRegistry()
 actions.settings_check(settings_problems)
 
-# Reservation codes: no 0/O, 1/I/L or 5/S, which customers confuse when reading them aloud.
-CODE_ALPHABET = "ABCDEFGHJKMNPQRTUVWXYZ2346789"
 DEFAULT_HOLD_MINUTES = 15
 
 
-def _store(context: ActionContext) -> Transaction:
-    services = context.services
+def _store_of(services: object) -> Transaction:
     if not isinstance(services, Transaction):
         raise TypeError("ticket bot actions need a storage.Transaction as services")
     return services
 
 
+def _store(context: ActionContext) -> Transaction:
+    return _store_of(context.services)
+
+
+def _hold_minutes(context: ActionContext) -> int:
+    return int(context.settings.get("minutos_reserva", DEFAULT_HOLD_MINUTES))
+
+
 def _first_name(full_name: str | None) -> str:
     return (full_name or "").split(" ")[0]
-
-
-def _events_on_sale(context: ActionContext) -> list[Event]:
-    return [event for event in parse_catalogue(context.settings) if event.on_sale]
-
-
-def _choose_event(context: ActionContext, event: Event) -> None:
-    when = event.when()
-    context.slots.update(
-        evento_id=event.id,
-        evento_nombre=event.name,
-        evento_cuando=f" ({when})" if when else "",
-        precio=event.price_cents,
-        # NOTE: the capacity still free is not known here yet, so the offer is capped
-        # only by the order limit and the total capacity.
-        max_cantidad=min(event.order_limit, event.capacity),
-    )
 
 
 # --- customers -----------------------------------------------------------------------
@@ -127,6 +135,41 @@ async def pedir_asesor(context: ActionContext) -> None:
 # --- reservations ----------------------------------------------------------------------
 
 
+def _choose_event(context: ActionContext, event: EventRecord) -> None:
+    when = describe_start(event.starts_at)
+    context.slots.update(
+        evento_id=event.id,
+        evento_nombre=event.name,
+        evento_cuando=f" ({when})" if when else "",
+        precio=event.price_cents,
+        max_cantidad=min(event.order_limit, event.remaining),
+    )
+
+
+@actions.on_start
+async def cargar_catalogo(context: HookContext) -> None:
+    """Load the catalogue of bot.yaml into the events table, so holds can count places."""
+    events = [
+        EventRecord(
+            event.id,
+            event.name,
+            event.price_cents,
+            event.capacity,
+            event.order_limit,
+            event.on_sale,
+            event.starts_at,
+        )
+        for event in parse_catalogue(context.settings)
+    ]
+    await _store_of(context.services).events.sync(events, context.now)
+
+
+@actions.periodic
+async def vencer_reservas(context: HookContext) -> list[Notification]:
+    """Expire holds whose time ran out and tell their customers."""
+    return await payments.expire_holds(_store_of(context.services), context.now)
+
+
 @actions.action(
     outcomes=["un_evento", "varios_eventos", "agotado", "sin_eventos"],
     sets=[
@@ -139,29 +182,31 @@ async def pedir_asesor(context: ActionContext) -> None:
     ],
 )
 async def preparar_reserva(context: ActionContext) -> str:
-    context.slots["minutos_reserva"] = int(
-        context.settings.get("minutos_reserva", DEFAULT_HOLD_MINUTES)
-    )
-    events = _events_on_sale(context)
+    context.slots["minutos_reserva"] = _hold_minutes(context)
+    events = await _store(context).events.on_sale()
     if not events:
         return "sin_eventos"
     if len(events) > 1:
         return "varios_eventos"
+    if events[0].remaining == 0:
+        return "agotado"
     _choose_event(context, events[0])
     return "un_evento"
 
 
 @actions.rows()
 async def eventos_en_venta(context: ActionContext) -> list[Option]:
-    return [
-        Option(
-            id=f"evento_{event.id}",
-            title=event.name,
-            description=f"${event.price_cents / 100:.2f} por ticket",
-            value=event.id,
+    options = []
+    for event in await _store(context).events.on_sale():
+        when = describe_start(event.starts_at)
+        price = format_money(event.price_cents)
+        details = f"{when} · {price}" if when else f"{price} por ticket"
+        if event.remaining == 0:
+            details = f"Agotado · {details}"
+        options.append(
+            Option(id=f"evento_{event.id}", title=event.name, description=details, value=event.id)
         )
-        for event in _events_on_sale(context)
-    ]
+    return options
 
 
 @actions.action(
@@ -169,12 +214,11 @@ async def eventos_en_venta(context: ActionContext) -> list[Option]:
     sets=["evento_nombre", "evento_cuando", "precio", "max_cantidad"],
 )
 async def elegir_evento(context: ActionContext) -> str:
-    chosen = str(context.slots.get("evento_id"))
-    for event in _events_on_sale(context):
-        if event.id == chosen:
-            _choose_event(context, event)
-            return "disponible"
-    return "agotado"
+    event = await _store(context).events.get(str(context.slots.get("evento_id")))
+    if event is None or not event.on_sale or event.remaining == 0:
+        return "agotado"
+    _choose_event(context, event)
+    return "disponible"
 
 
 @actions.action(sets=["total"])
@@ -187,15 +231,23 @@ async def calcular_total(context: ActionContext) -> None:
     sets=["reserva_codigo", "reserva_expira", "disponibles"],
 )
 async def crear_reserva(context: ActionContext) -> str:
-    events = {event.id: event for event in _events_on_sale(context)}
-    event = events.get(str(context.slots.get("evento_id")))
-    quantity = int(context.slots["cantidad"])
-    if event is None or quantity > event.capacity:
-        context.slots["disponibles"] = event.capacity if event else 0
+    """Hold the places: counted and inserted in this turn's transaction, so never oversold."""
+    store = _store(context)
+    reservation = await payments.hold(
+        store,
+        phone=context.phone,
+        event_id=str(context.slots["evento_id"]),
+        quantity=int(context.slots["cantidad"]),
+        minutes=_hold_minutes(context),
+        now=context.now,
+    )
+    if reservation is None:
+        event = await store.events.get(str(context.slots["evento_id"]))
+        context.slots["disponibles"] = event.remaining if event else 0
         return "agotado"
-    minutes = int(context.slots.get("minutos_reserva", DEFAULT_HOLD_MINUTES))
-    context.slots["reserva_codigo"] = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
-    context.slots["reserva_expira"] = (context.now + timedelta(minutes=minutes)).isoformat()
+    context.slots["reserva_codigo"] = reservation.code
+    context.slots["reserva_expira"] = reservation.expires_at.isoformat()
+    context.slots["total"] = reservation.amount_cents
     return "reservado"
 
 
@@ -205,8 +257,20 @@ PURCHASE_SLOTS = (
 )  # fmt: skip
 
 
-@actions.action()
+async def _current_reservation(context: ActionContext) -> Reservation | None:
+    code = context.slots.get("reserva_codigo")
+    return await _store(context).reservations.by_code(str(code)) if code else None
+
+
+@actions.action(sets=["aviso_liberacion"])
 async def cancelar_operacion(context: ActionContext) -> None:
+    """Drop the purchase in progress and return the places it held."""
+    reservation = await _current_reservation(context)
+    context.slots["aviso_liberacion"] = ""
+    if reservation is not None and reservation.status is ReservationStatus.HELD:
+        await payments.release(_store(context), reservation, context.now)
+        count = "el ticket" if reservation.quantity == 1 else f"los {reservation.quantity} tickets"
+        context.slots["aviso_liberacion"] = f" y liberé {count} de tu reserva *{reservation.code}*"
     for slot in PURCHASE_SLOTS:
         context.slots.pop(slot, None)
 
@@ -221,26 +285,108 @@ async def cerrar_compra(context: ActionContext) -> None:
 # --- payments ------------------------------------------------------------------------------
 
 
+async def _payment(context: ActionContext, method: PaymentMethod) -> Payment:
+    """The reservation's open payment of `method`, created on first use."""
+    store = _store(context)
+    reservation = await _current_reservation(context)
+    if reservation is None:
+        raise LookupError(f"reservation {context.slots.get('reserva_codigo')!r} not found")
+    payment = await store.payments.latest_for(reservation.id, method)
+    if payment is None or payment.status is not PaymentStatus.PENDING:
+        payment = await store.payments.create(
+            reservation.id, method, reservation.amount_cents, context.now
+        )
+    return payment
+
+
 @actions.action(
     sets=["banco_nombre", "banco_tipo_cuenta", "banco_numero_cuenta", "banco_titular", "banco_ruc"]
 )
 async def datos_bancarios(context: ActionContext) -> None:
+    await _payment(context, PaymentMethod.TRANSFER)
     bank = context.settings.get("banco") or {}
     for key in ("nombre", "tipo_cuenta", "numero_cuenta", "titular", "ruc"):
         context.slots[f"banco_{key}"] = str(bank.get(key, ""))
 
 
+@actions.action(outcomes=["pagado", "pendiente", "monto_distinto", "usada", "reembolso"])
+async def registrar_referencia(context: ActionContext) -> str:
+    payment = await _payment(context, PaymentMethod.TRANSFER)
+    return await payments.submit_reference(
+        _store(context), payment, str(context.slots["referencia"]), context.now
+    )
+
+
+@actions.action()
+async def guardar_comprobante(context: ActionContext) -> None:
+    """Keep a receipt photo or PDF as evidence; the server downloads it right after the turn."""
+    event = context.event
+    if not isinstance(event, MediaMessage):
+        return
+    payment = await _payment(context, PaymentMethod.TRANSFER)
+    store = _store(context)
+    await store.receipts.add(
+        payment_id=payment.id,
+        phone=context.phone,
+        media_id=event.media_id,
+        mime_type=event.mime_type or "application/octet-stream",
+        declared_sha256=event.sha256 or None,
+        now=context.now,
+    )
+    # The customer says they paid: keep the places while someone checks.
+    hours = timedelta(hours=payments.VERIFICATION_HOURS)
+    await store.reservations.extend(payment.reservation_id, context.now + hours, context.now)
+
+
 @actions.action(sets=["enlace_pago"])
 async def enlace_tarjeta(context: ActionContext) -> None:
+    await _payment(context, PaymentMethod.CARD)
     template = str(context.settings.get("enlace_pago_tarjeta", ""))
     amount = f"{int(context.slots['total']) / 100:.2f}"
-    context.slots["enlace_pago"] = template.replace(
-        "{reservation}", str(context.slots["reserva_codigo"])
-    ).replace("{amount}", amount)
+    code = str(context.slots["reserva_codigo"])
+    context.slots["enlace_pago"] = template.replace("{reservation}", code).replace(
+        "{amount}", amount
+    )
+
+
+@actions.action()
+async def enviar_tickets(context: ActionContext) -> None:
+    """Send the tickets of the paid reservation: a QR image per ticket."""
+    reservation = await _current_reservation(context)
+    if reservation is None:
+        return
+    for message in await payments.ticket_messages_for(_store(context), reservation):
+        context.reply(message)
 
 
 @actions.action(outcomes=["con_tickets", "sin_tickets"])
 async def listar_tickets(context: ActionContext) -> str:
-    # NOTE: tickets are issued only once payments are confirmed; until the ticket
-    # tables exist every customer has none.
-    return "sin_tickets"
+    """List the customer's tickets with event and status, and send the valid ones again."""
+    store = _store(context)
+    tickets = await store.tickets.for_phone(context.phone)
+    if not tickets:
+        return "sin_tickets"
+    lines = []
+    valid_by_event: dict[str, list[Ticket]] = {}
+    for ticket in tickets:
+        event = await store.events.get(ticket.event_id)
+        name = event.name if event else ticket.event_id
+        lines.append(f"• {ticket.code} · {name} · {TICKET_STATUS_TEXT[ticket.status]}")
+        if ticket.status is TicketStatus.VALID:
+            valid_by_event.setdefault(ticket.event_id, []).append(ticket)
+    context.reply(TextMessage("Estos son tus tickets:\n" + "\n".join(lines)))
+    for event_id, valid in valid_by_event.items():
+        event = await store.events.get(event_id)
+        name = event.name if event else event_id
+        for message in notices.ticket_messages(
+            valid, name, describe_start(event.starts_at if event else None)
+        ):
+            context.reply(message)
+    return "con_tickets"
+
+
+TICKET_STATUS_TEXT = {
+    TicketStatus.VALID: "válido",
+    TicketStatus.REDEEMED: "ya usado",
+    TicketStatus.VOID: "anulado",
+}

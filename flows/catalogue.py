@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine import SettingsProblem
 from engine.messages import LIMITS
 
-__all__ = ["CatalogueError", "Event", "parse_catalogue", "parse_price", "settings_problems"]
+__all__ = [
+    "CatalogueError",
+    "Event",
+    "describe_start",
+    "parse_catalogue",
+    "parse_price",
+    "settings_problems",
+]
 
 _EVENT_ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _PRICE = re.compile(r"^\d{1,7}(\.\d{1,2})?$")
 _BANK_KEYS = ("nombre", "tipo_cuenta", "numero_cuenta", "titular", "ruc")
+ECUADOR = timezone(timedelta(hours=-5), "ECT")
 _WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 
 
@@ -45,11 +53,18 @@ class Event:
     starts_at: datetime | None = None
 
     def when(self) -> str:
-        """Return the start as customers read it ("sábado 20/12 a las 19:30"), or "" when undated."""
-        if self.starts_at is None:
-            return ""
-        moment = self.starts_at
-        return f"{_WEEKDAYS[moment.weekday()]} {moment:%d/%m} a las {moment:%H:%M}"
+        return describe_start(self.starts_at)
+
+
+def describe_start(moment: datetime | None) -> str:
+    """Return a start as customers read it ("sábado 20/12 a las 19:30"), or "" when undated.
+
+    The time is shown in Ecuador's time zone (UTC-5 all year).
+    """
+    if moment is None:
+        return ""
+    local = moment.astimezone(ECUADOR)
+    return f"{_WEEKDAYS[local.weekday()]} {local:%d/%m} a las {local:%H:%M}"
 
 
 def parse_price(value: Any) -> int:
