@@ -113,14 +113,17 @@ class _Chat:
         sys.stderr.flush()
 
     def show(self, turn: Turn) -> None:
-        for message in turn.messages:
+        self.show_messages(turn.messages)
+        if self.options.trace:
+            self.print(f"# state: {turn.session.state or 'none'}")
+
+    def show_messages(self, messages: list[OutgoingMessage]) -> None:
+        for message in messages:
             body = format_message(message)
             if self.options.interactive:
                 body = f"\033[32m{body}\033[0m"
             self.print(body)
             self.print()
-        if self.options.trace:
-            self.print(f"# state: {turn.session.state or 'none'}")
 
     async def say(self, event: InboundEvent) -> None:
         self.show(await self.service.handle(self.options.phone, event))
@@ -193,11 +196,11 @@ class _Chat:
             self.error("/wait needs a positive number of minutes, as in /wait 11")
             return
         self.clock.offset += timedelta(minutes=minutes)
-        turns = await self.service.expire_due()
-        for turn in turns:
-            if turn.session.phone == self.options.phone:
-                self.show(turn)
-        if not turns and self.options.trace:
+        told = await self.service.sweep()
+        for phone, messages in told:
+            if phone == self.options.phone:
+                self.show_messages(messages)
+        if self.options.trace:
             session = await self.service.session(self.options.phone)
             self.print(f"# state: {session.state if session and session.state else 'none'}")
 
@@ -215,8 +218,10 @@ async def run_chat(
     interactive = input_stream.isatty() and output.isatty()
     store = await Store.open(db_path)
     clock = _Clock()
+    service = ConversationService(bot, store, clock)
+    await service.start()
     chat = _Chat(
-        ConversationService(bot, store, clock),
+        service,
         clock,
         _ChatOptions(phone, trace, interactive),
         output,

@@ -20,6 +20,7 @@ from engine import (
     ExternalEvent,
     FlowRuntimeError,
     InboundEvent,
+    Notification,
     OutgoingMessage,
     Session,
     Turn,
@@ -71,6 +72,9 @@ class ConversationService:
                     session, event, phone=phone, now=now, services=transaction
                 )
                 await transaction.sessions.save(turn.session, now)
+                if turn.states:
+                    phases = {state.split(".")[0] for state in turn.states}
+                    await transaction.stats.visit(phone, phases, now)
         except (ActionError, FlowRuntimeError) as error:
             logger.error(
                 "turn failed for %s and was rolled back: %s",
@@ -92,6 +96,56 @@ class ConversationService:
     async def send_event(self, phone: str, name: str, data: dict[str, Any] | None = None) -> Turn:
         """Deliver an external event (such as a confirmed payment) to `phone`'s conversation."""
         return await self.handle(phone, ExternalEvent(name, data or {}))
+
+    async def start(self) -> None:
+        """Run the bot's startup hooks in one transaction (the ticket bot loads its catalogue)."""
+        async with self.store.transaction() as transaction:
+            await self.bot.start(now=self.clock(), services=transaction)
+
+    async def notify(
+        self, transaction: Transaction, notification: Notification, now: datetime
+    ) -> list[OutgoingMessage]:
+        """Tell a customer something outside their turn; return the messages queued.
+
+        The event goes to the conversation first; when the conversation does not wait
+        for it, the notification's own messages are sent instead.
+        """
+        if notification.event is not None and await self._conversation_matches(
+            transaction, notification
+        ):
+            turn = await self.run_turn(transaction, notification.phone, notification.event, now)
+            if turn.handled:
+                return turn.messages
+        messages = list(notification.messages)
+        if messages and self.on_replies is not None:
+            await self.on_replies(transaction, notification.phone, messages, now)
+        return messages
+
+    async def _conversation_matches(
+        self, transaction: Transaction, notification: Notification
+    ) -> bool:
+        if not notification.when:
+            return True
+        session = await transaction.sessions.get(notification.phone)
+        slots = session.slots if session else {}
+        return all(slots.get(slot) == value for slot, value in notification.when)
+
+    async def sweep(self) -> list[tuple[str, list[OutgoingMessage]]]:
+        """Time out idle conversations and run the bot's periodic hooks.
+
+        Returns (phone, messages) for every customer told something, in order.
+        """
+        told = [
+            (turn.session.phone, turn.messages) for turn in await self.expire_due() if turn.messages
+        ]
+        now = self.clock()
+        async with self.store.transaction() as transaction:
+            notifications = await self.bot.run_periodic(now=now, services=transaction)
+            for notification in notifications:
+                messages = await self.notify(transaction, notification, now)
+                if messages:
+                    told.append((notification.phone, messages))
+        return told
 
     async def expire_due(self, limit: int = 100) -> list[Turn]:
         """Time out sessions whose deadline has passed; return the turns with their notices."""

@@ -51,7 +51,8 @@ def summarize_payload(payload: dict[str, Any]) -> str:
         return f"{interactive['body']['text']} [{' | '.join(options)}]"
     if kind == "image":
         image = payload["image"]
-        return f"[image {image.get('link') or image.get('id')}] {image.get('caption', '')}".strip()
+        source = image.get("link") or image.get("id") or f"QR code of {image.get('_qr')}"
+        return f"[image: {source}] {image.get('caption', '')}".strip()
     return f"[{kind}]"
 
 
@@ -63,6 +64,7 @@ class LogSender:
 
     async def send(self, phone_number_id: str, to: str, payload: dict[str, Any]) -> SendResult:
         self._count += 1
+        payload = {key: value for key, value in payload.items() if not key.startswith("_")}
         logger.info(
             "reply to %s (not sent, development mode):\n%s",
             mask_phone(to),

@@ -1,7 +1,7 @@
 """A fake WhatsApp Cloud API for tests and demos: records what it receives, fails on demand.
 
-It answers `POST /{version}/{phone_number_id}/messages` as the Graph API does: a
-message id on success, and on failure the Graph error body
+It answers `POST /{version}/{phone_number_id}/messages` as the Graph API does (and
+the media routes: upload, metadata and download): a message id on success, and on failure the Graph error body
 `{"error": {"message", "type", "code", "error_data", "fbtrace_id"}}` with the
 HTTP status the Graph API uses for that code. It checks the bearer token (190 when
 wrong) and the basic shape of the message (100 when invalid), and can enforce the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -154,12 +155,14 @@ class FakeGraphAPI:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _recent: dict[str, deque[float]] = field(default_factory=dict)
     _timeouts: int = 0
+    # Uploaded or preloaded media: id -> (bytes, mime type); ids of uploads in order.
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    uploads: list[str] = field(default_factory=list)
+    _upload_failures: deque[GraphError] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.app = Starlette(
-            routes=[
-                Route("/{version}/{phone_number_id}/messages", self._endpoint, methods=["POST"])
-            ]
+            routes=[Route("/{path:path}", self._endpoint, methods=["GET", "POST"])]
         )
 
     # --- scripting ----------------------------------------------------------------------
@@ -190,26 +193,94 @@ class FakeGraphAPI:
 
     async def handler(self, request: httpx.Request) -> httpx.Response:
         """Handler for `httpx.MockTransport`: the same answers without a server."""
-        path = request.url.path.strip("/").split("/")
-        if request.method != "POST" or len(path) != 3 or path[2] != "messages":
-            return httpx.Response(404, json={"error": {"message": "Unknown path", "code": 100}})
-        if self._timeouts:
+        is_message = request.method == "POST" and request.url.path.endswith("/messages")
+        if is_message and self._timeouts:
             self._timeouts -= 1
             self.rejected.append(({}, None))
             raise httpx.ReadTimeout("fake Graph API did not answer", request=request)
-        response = await self._answer(
-            path[1], request.headers.get("authorization", ""), request.content
+        base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        response = await self._dispatch(
+            request.method,
+            request.url.path,
+            dict(request.headers),
+            request.content,
+            base,
         )
         return httpx.Response(
             response.status_code, headers=dict(response.headers), content=bytes(response.body)
         )
 
     async def _endpoint(self, request: Request) -> Response:
-        return await self._answer(
-            request.path_params["phone_number_id"],
-            request.headers.get("authorization", ""),
-            await request.body(),
+        base = str(request.base_url).rstrip("/")
+        return await self._dispatch(
+            request.method, request.url.path, dict(request.headers), await request.body(), base
         )
+
+    async def _dispatch(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes, base: str
+    ) -> Response:
+        """Route a request: messages, media uploads, media metadata and media downloads."""
+        parts = path.strip("/").split("/")
+        authorization = headers.get("authorization", "")
+        if method == "POST" and len(parts) == 3 and parts[2] == "messages":
+            return await self._answer(parts[1], authorization, raw)
+        if method == "POST" and len(parts) == 3 and parts[2] == "media":
+            return self._upload(authorization, headers.get("content-type", ""), raw)
+        if method == "GET" and len(parts) == 2 and parts[0] == "download":
+            return self._download(authorization, parts[1])
+        if method == "GET" and len(parts) == 2:
+            return self._media_metadata(authorization, parts[1], base)
+        return GraphError(100, details=f"Unsupported {method} request to {path}").response()
+
+    # --- media -----------------------------------------------------------------------------
+
+    def add_media(self, media_id: str, content: bytes, mime_type: str) -> None:
+        """Make `media_id` downloadable, as a photo a customer sent would be."""
+        self.media[media_id] = (content, mime_type)
+
+    def fail_next_upload(self, error: GraphError, times: int = 1) -> None:
+        self._upload_failures.extend([error] * times)
+
+    def _upload(self, authorization: str, content_type: str, raw: bytes) -> Response:
+        if authorization != f"Bearer {self.access_token}":
+            return GraphError(190, details="The access token is invalid or has expired.").response()
+        if self._upload_failures:
+            return self._upload_failures.popleft().response()
+        file_part = _multipart_file(content_type, raw)
+        if file_part is None:
+            return GraphError(100, details="The parameter file is required.").response()
+        content, mime_type = file_part
+        media_id = f"{next(self._ids) + 900000000000}"
+        self.media[media_id] = (content, mime_type)
+        self.uploads.append(media_id)
+        return JSONResponse({"id": media_id})
+
+    def _media_metadata(self, authorization: str, media_id: str, base: str) -> Response:
+        if authorization != f"Bearer {self.access_token}":
+            return GraphError(190, details="The access token is invalid or has expired.").response()
+        if media_id not in self.media:
+            return GraphError(
+                100, details=f"Unsupported get request. Object with ID '{media_id}' does not exist."
+            ).response()
+        content, mime_type = self.media[media_id]
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{base}/download/{media_id}",
+                "mime_type": mime_type,
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    def _download(self, authorization: str, media_id: str) -> Response:
+        if authorization != f"Bearer {self.access_token}":
+            return Response(status_code=401)
+        if media_id not in self.media:
+            return Response(status_code=404)
+        content, mime_type = self.media[media_id]
+        return Response(content, media_type=mime_type)
 
     async def _answer(self, phone_number_id: str, authorization: str, raw: bytes) -> Response:
         if self._timeouts:
@@ -274,6 +345,22 @@ class FakeGraphAPI:
                 )
             pair.append(now)
         return None
+
+
+def _multipart_file(content_type: str, raw: bytes) -> tuple[bytes, str] | None:
+    """Return (content, mime type) of the `file` part of a multipart/form-data body."""
+    if "boundary=" not in content_type:
+        return None
+    boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
+    for part in raw.split(b"--" + boundary):
+        head, _, body = part.partition(b"\r\n\r\n")
+        if b'name="file"' in head:
+            mime_type = "application/octet-stream"
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-type:"):
+                    mime_type = line.split(b":", 1)[1].strip().decode()
+            return body.removesuffix(b"\r\n"), mime_type
+    return None
 
 
 def main() -> None:

@@ -7,19 +7,24 @@ the code in the body (`{"error": {"code": 130429, ...}}`).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import httpx
+import segno
 
 __all__ = [
     "DEFAULT_API_URL",
     "GraphClient",
+    "MediaDownload",
     "SendOutcome",
     "SendResult",
     "classify_error",
+    "qr_png",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,23 @@ class SendResult:
     retry_after: float | None = None
 
 
+def qr_png(text: str) -> bytes:
+    """Render `text` as a QR code PNG, large enough to scan from a phone screen."""
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(buffer, kind="png", scale=10, border=3)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class MediaDownload:
+    """A customer's photo or document fetched from the Graph API, or why it could not be."""
+
+    content: bytes | None = None
+    mime_type: str | None = None
+    sha256: str | None = None
+    error: SendResult | None = None
+
+
 def _error_fields(body: Any) -> tuple[int | None, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -74,6 +96,13 @@ def _error_fields(body: Any) -> tuple[int | None, str]:
     details = data.get("details") if isinstance(data, dict) else None
     message = details or error.get("message") or ""
     return (code if isinstance(code, int) else None), str(message)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -112,31 +141,117 @@ class GraphClient:
         self.http = http
 
     async def send(self, phone_number_id: str, to: str, payload: dict[str, Any]) -> SendResult:
-        """Send one message from the business number `phone_number_id` to `to`."""
+        """Send one message from the business number `phone_number_id` to `to`.
+
+        An image with a `_qr` text is rendered and uploaded first. When the upload fails
+        for good, the message's `_fallback` text is sent instead, so the customer still
+        gets the code.
+        """
         if not phone_number_id:
             return SendResult(SendOutcome.FAILED, detail="no business phone number id to send from")
+        fallback = payload.get("_fallback")
+        payload = {key: value for key, value in payload.items() if not key.startswith("_")}
+        image = payload.get("image")
+        if isinstance(image, dict) and "_qr" in image:
+            uploaded = await self.upload(
+                phone_number_id, qr_png(str(image["_qr"])), "image/png", "ticket.png"
+            )
+            if uploaded.outcome is SendOutcome.ACCEPTED:
+                image = {key: value for key, value in image.items() if key != "_qr"}
+                payload = {**payload, "image": {**image, "id": uploaded.message_id}}
+            elif uploaded.outcome is SendOutcome.FAILED and fallback:
+                logger.warning(
+                    "QR upload failed (code %s: %s); sending the text instead",
+                    uploaded.error_code,
+                    uploaded.detail,
+                )
+                payload = {"type": "text", "text": {"body": str(fallback), "preview_url": False}}
+            else:
+                return uploaded
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to,
             **payload,
         }
-        url = f"{self.base_url}/{phone_number_id}/messages"
+        return await self._post(f"{self.base_url}/{phone_number_id}/messages", json=body)
+
+    async def upload(
+        self, phone_number_id: str, content: bytes, mime_type: str, filename: str
+    ) -> SendResult:
+        """Upload media; an accepted result carries the media id in `message_id`."""
+        files = {"file": (filename, content, mime_type)}
+        data = {"messaging_product": "whatsapp", "type": mime_type}
+        return await self._post(
+            f"{self.base_url}/{phone_number_id}/media", data=data, files=files, key="id"
+        )
+
+    async def download(self, media_id: str) -> MediaDownload:
+        """Fetch a customer's media: its URL from the Graph API, then the bytes (both need the token).
+
+        The URL expires a few minutes after the message arrives, so call this right away.
+        """
         try:
-            response = await self.http.post(url, json=body, headers=self._headers)
+            response = await self.http.get(f"{self.base_url}/{media_id}", headers=self._headers)
+            meta = _json(response)
+            if not response.is_success:
+                return MediaDownload(
+                    error=classify_error(response.status_code, meta, _retry_after(response))
+                )
+            url = meta.get("url") if isinstance(meta, dict) else None
+            if not isinstance(url, str):
+                return MediaDownload(
+                    error=SendResult(SendOutcome.FAILED, detail="media answer has no url")
+                )
+            content_response = await self.http.get(url, headers=self._headers)
+        except httpx.TimeoutException as error:
+            return MediaDownload(
+                error=SendResult(SendOutcome.RETRY, detail=f"timed out ({type(error).__name__})")
+            )
+        except httpx.TransportError as error:
+            return MediaDownload(
+                error=SendResult(
+                    SendOutcome.RETRY, detail=f"network error ({type(error).__name__})"
+                )
+            )
+        if not content_response.is_success:
+            status = content_response.status_code
+            return MediaDownload(
+                error=classify_error(
+                    status, _json(content_response), _retry_after(content_response)
+                )
+            )
+        content = content_response.content
+        mime_type = meta.get("mime_type")
+        return MediaDownload(
+            content,
+            mime_type if isinstance(mime_type, str) else None,
+            hashlib.sha256(content).hexdigest(),
+        )
+
+    async def _post(self, url: str, *, key: str = "messages", **request: Any) -> SendResult:
+        """POST to the Graph API; `key` names where the new id is: "messages" or "id"."""
+        try:
+            response = await self.http.post(url, headers=self._headers, **request)
         except httpx.TimeoutException as error:
             return SendResult(SendOutcome.RETRY, detail=f"timed out ({type(error).__name__})")
         except httpx.TransportError as error:
             return SendResult(
                 SendOutcome.RETRY, detail=f"network error ({type(error).__name__}: {error})"
             )
-        return self._result(response)
+        if key != "id":
+            return self._result(response)
+        body = _json(response)
+        if response.is_success and isinstance(body, dict) and body.get("id"):
+            return SendResult(SendOutcome.ACCEPTED, message_id=str(body["id"]))
+        if response.is_success:
+            return SendResult(
+                SendOutcome.FAILED, detail=f"HTTP {response.status_code} without a media id"
+            )
+        return classify_error(response.status_code, body, _retry_after(response))
 
     def _result(self, response: httpx.Response) -> SendResult:
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
+        body = _json(response)
         if response.is_success:
             messages = body.get("messages") if isinstance(body, dict) else None
             if (

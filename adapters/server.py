@@ -18,7 +18,8 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -26,19 +27,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from adapters.admin import admin_routes
+from adapters.card_payments import card_payment_routes
 from adapters.config import ServerConfig
 from adapters.conversation import ConversationService, mask_phone, utc_now
 from adapters.delivery import Deliverer, LogSender, Sender
 from adapters.graph import GraphClient
 from adapters.payloads import InboundItem, StatusItem, WebhookBatch, parse_webhook
+from adapters.receipts import ReceiptFetcher
 from adapters.signatures import verify_signature
 from adapters.sweeper import Sweeper
 from engine import Bot, OutgoingMessage, load_bot
+from engine.messages import plain_text
 from storage import OutboxStatus, Store, Transaction
 
 __all__ = ["WhatsAppServer", "app_from_environment", "create_app"]
 
 logger = logging.getLogger(__name__)
+
+# WhatsApp's customer service window: free-form messages within 24 hours of the
+# customer's last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 _STATUSES = {
     "sent": OutboxStatus.SENT,
@@ -98,7 +107,12 @@ class WhatsAppServer:
         self.service = ConversationService(
             self.bot, self.store, self.clock, on_replies=self.queue_replies
         )
-        self.deliverer = Deliverer(self.store, self._make_sender(), clock=self.clock)
+        sender = self._make_sender()
+        self.deliverer = Deliverer(self.store, sender, clock=self.clock)
+        self.receipts = (
+            ReceiptFetcher(self.store, sender) if isinstance(sender, GraphClient) else None
+        )
+        await self.service.start()
         self.sweeper = Sweeper(
             self.service, interval_seconds=self.config.sweep_seconds, on_expired=self.deliverer.wake
         )
@@ -107,6 +121,8 @@ class WhatsAppServer:
                 asyncio.create_task(self.deliverer.run(), name="deliverer"),
                 asyncio.create_task(self.sweeper.run(), name="sweeper"),
             ]
+            if self.receipts is not None:
+                self._tasks.append(asyncio.create_task(self.receipts.run(), name="receipts"))
         logger.info(
             "serving bot %r (flows %s) on database %s%s",
             self.bot.name,
@@ -132,6 +148,8 @@ class WhatsAppServer:
     async def stop(self) -> None:
         self.deliverer.stop()
         self.sweeper.stop()
+        if self.receipts is not None:
+            self.receipts.stop()
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, timeout=10)
@@ -147,7 +165,13 @@ class WhatsAppServer:
     async def queue_replies(
         self, transaction: Transaction, phone: str, messages: list[OutgoingMessage], now: datetime
     ) -> None:
-        """Queue a turn's replies in its transaction, from the number the customer wrote to."""
+        """Queue replies in the caller's transaction, from the number the customer wrote to.
+
+        WhatsApp delivers free-form messages only within 24 hours of the customer's last
+        message. Later news (a transfer that cleared, an expired reservation) goes as
+        the bot's approved `notification_template`; without one it is recorded as
+        undeliverable for the operator instead of being sent to certain failure.
+        """
         contact = await transaction.contacts.get(phone)
         phone_number_id = contact.phone_number_id if contact else self.config.phone_number_id
         if not phone_number_id:
@@ -155,9 +179,40 @@ class WhatsAppServer:
                 "no business phone number known for %s; set WHATSAPP_PHONE_NUMBER_ID",
                 mask_phone(phone),
             )
-        await transaction.outbox.enqueue(
-            phone, phone_number_id, [message.payload() for message in messages], now
+        window_open = (
+            contact is not None and now - contact.last_inbound_at < CUSTOMER_SERVICE_WINDOW
         )
+        if window_open:
+            payloads = [message.payload() for message in messages]
+            await transaction.outbox.enqueue(phone, phone_number_id, payloads, now)
+            return
+        template = self.bot.notification_template
+        if template is not None:
+            payloads = [template_payload(template, message) for message in messages]
+            await transaction.outbox.enqueue(phone, phone_number_id, payloads, now)
+            return
+        ids = await transaction.outbox.enqueue(
+            phone, phone_number_id, [m.payload() for m in messages], now
+        )
+        detail = "outside the 24-hour window and the bot has no notification_template"
+        for entry_id in ids:
+            await transaction.outbox.mark_failed(entry_id, None, detail, now)
+        logger.warning(
+            "%d messages to %s recorded as undeliverable: %s", len(ids), mask_phone(phone), detail
+        )
+
+    # --- what the admin and payment routes use -----------------------------------------
+
+    @property
+    def admin_token(self) -> str | None:
+        return self.config.admin_token
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def after_notifications(self) -> None:
+        """Send what admin or payment routes queued without waiting for the next poll."""
+        self.deliverer.wake()
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -240,6 +295,8 @@ class WhatsAppServer:
                 failures += await self._guarded(transaction, work, item.message_id, item.phone)
         if batch.messages:
             self.deliverer.wake()
+            if self.receipts is not None:
+                self.receipts.wake()
         return failures
 
     async def _guarded(
@@ -314,6 +371,22 @@ class WhatsAppServer:
             )
 
 
+def template_payload(template: dict[str, str], message: OutgoingMessage) -> dict[str, Any]:
+    """Wrap a message's text in the approved template as its one body parameter.
+
+    Template parameters cannot contain line breaks, tabs or runs of spaces.
+    """
+    text = " ".join(plain_text(message).split())
+    return {
+        "type": "template",
+        "template": {
+            "name": template["name"],
+            "language": {"code": template["language"]},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": text[:1024]}]}],
+        },
+    }
+
+
 def create_app(server: WhatsAppServer) -> Starlette:
     """Build the Starlette app around `server`, starting and stopping it with the app."""
 
@@ -329,6 +402,8 @@ def create_app(server: WhatsAppServer) -> Starlette:
         Route("/webhook", server.verify, methods=["GET"]),
         Route("/webhook", server.receive, methods=["POST"]),
         Route("/healthz", server.health, methods=["GET"]),
+        *card_payment_routes(server, server.config.payments_secret),
+        *admin_routes(server),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server

@@ -1,4 +1,4 @@
-"""Time out idle conversations: the background task behind the inactivity timeout.
+"""Time out idle conversations and run the bot's periodic hooks, in the background.
 
 Deadlines live in the sessions table, so any worker can sweep them and none is lost
 when a process restarts. Each expired session is claimed inside its own
@@ -34,11 +34,11 @@ class Sweeper:
         self._stop = asyncio.Event()
 
     async def sweep(self) -> int:
-        """Time out every session that is due now; return how many were timed out."""
-        turns = await self.service.expire_due()
-        if turns and self.on_expired is not None:
+        """Time out due sessions and run the bot's periodic hooks; return how many customers were told."""
+        told = await self.service.sweep()
+        if told and self.on_expired is not None:
             self.on_expired()
-        return len(turns)
+        return len(told)
 
     async def run(self) -> None:
         logger.info("inactivity sweeper started, every %.0f s", self.interval_seconds)
@@ -46,7 +46,7 @@ class Sweeper:
             try:
                 count = await self.sweep()
                 if count:
-                    logger.info("timed out %d idle conversations", count)
+                    logger.info("sweep sent notices to %d customers", count)
             except Exception:
                 logger.exception(
                     "inactivity sweep failed; trying again in %.0f s", self.interval_seconds
