@@ -43,5 +43,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def service(ticket_bot: Bot, store: Store, clock: FakeClock) -> ConversationService:
-    return ConversationService(ticket_bot, store, clock)
+async def service(ticket_bot: Bot, store: Store, clock: FakeClock) -> ConversationService:
+    started = ConversationService(ticket_bot, store, clock)
+    await started.start()
+    return started

@@ -76,6 +76,7 @@ class TicketConversation(RuleBasedStateMachine):
             Store.open(str(Path(self.directory.name) / "p.db"))
         )
         self.service = ConversationService(TICKET_BOT, self.store, self.clock)
+        self.loop.run_until_complete(self.service.start())
         self.state: str | None = None
         self.last_replies: list[OutgoingMessage] = []
         self.expects_answer = False
@@ -193,13 +194,15 @@ async def _answer_in_state(bot: Bot, state: str, text: str) -> None:
         store = await Store.open(str(Path(directory) / "s.db"))
         try:
             clock = FakeClock()
+            service = ConversationService(bot, store, clock)
+            await service.start()
             async with store.transaction() as transaction:
                 session = bot.new_session(PHONE)
                 session.state = state
                 session.slots.update(slots)
                 session.deadline = clock.now + timedelta(minutes=10)
                 await transaction.sessions.save(session, clock.now)
-            turn = await ConversationService(bot, store, clock).handle(PHONE, TextInput(text))
+            turn = await service.handle(PHONE, TextInput(text))
         finally:
             await store.close()
     assert turn.messages

@@ -14,17 +14,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from adapters.cli import packaged_flows
-from adapters.config import ServerConfig
 from adapters.conversation import ConversationService
 from adapters.fake_graph import FakeGraphAPI, GraphError
-from adapters.server import WhatsAppServer, create_app
 from engine import Bot, TextInput, load_bot
 from storage import OutboxStatus, Store
 from tests.conftest import FakeClock
+from tests.harness import Harness, make_config, start_harness
 from tests.whatsapp import (
     APP_SECRET,
     SAMPLES,
@@ -41,59 +39,6 @@ PHONE = "593990000001"
 OTHER = "593990000002"
 TOKEN = "test-token"
 COUNTER_FLOWS = str(Path(__file__).parent / "bots" / "counter")
-
-
-def make_config(tmp_path: Path, flows: str, **changes: Any) -> ServerConfig:
-    settings: dict[str, Any] = {
-        "db_path": str(tmp_path / "server.db"),
-        "flows": flows,
-        "app_secret": APP_SECRET,
-        "verify_token": "verify-me",
-        "access_token": TOKEN,
-        "api_url": "https://graph.test/v23.0",
-        **changes,
-    }
-    return ServerConfig(**settings)
-
-
-class Harness:
-    """A started server, a client for its routes, and the fake Graph API behind it."""
-
-    def __init__(self, server: WhatsAppServer, fake: FakeGraphAPI, clock: FakeClock) -> None:
-        self.server = server
-        self.fake = fake
-        self.clock = clock
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(server)), base_url="http://test"
-        )
-
-    async def post(
-        self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        raw = body if isinstance(body, bytes) else encode(body)
-        return await self.client.post(
-            "/webhook", content=raw, headers=headers or signed_headers(raw)
-        )
-
-    async def say(self, phone: str, words: str, message_id: str | None = None) -> httpx.Response:
-        return await self.post(messages_body(text(phone, words, message_id)))
-
-    async def deliver(self) -> int:
-        return await self.server.deliverer.run_until_idle()
-
-    async def outbox(self, phone: str) -> list[Any]:
-        async with self.server.store.transaction() as transaction:
-            return await transaction.outbox.for_recipient(phone)
-
-
-async def start_harness(
-    config: ServerConfig, bot: Bot, clock: FakeClock, fake: FakeGraphAPI
-) -> Harness:
-    server = WhatsAppServer(
-        config, bot, clock=clock, http_transport=httpx.MockTransport(fake.handler)
-    )
-    await server.start(background=False)
-    return Harness(server, fake, clock)
 
 
 @pytest.fixture
@@ -587,6 +532,7 @@ async def test_two_sweepers_race_on_one_session(
         )
 
     services = [ConversationService(ticket_bot, store, clock, on_replies=queue) for store in stores]
+    await services[0].start()
     await services[0].handle(PHONE, TextInput("Hola"))
     await services[0].handle(PHONE, TextInput("comprar"))
     queued.clear()

@@ -28,6 +28,7 @@ from adapters.fake_graph import FakeGraphAPI, GraphError
 from tests.whatsapp import APP_SECRET, SAMPLES, encode, messages_body, sample, signed_headers, text
 
 TOKEN = "e2e-token"
+ADMIN_TOKEN = "e2e-admin"
 PHONE = "593990000001"
 COUNTER_FLOWS = str(Path(__file__).parent / "bots" / "counter")
 
@@ -86,6 +87,7 @@ class Served:
             WHATSAPP_ACCESS_TOKEN=TOKEN,
             WHATSAPP_API_URL=api_url,
             WHATSAPP_TICKETS_DB=str(tmp_path / "e2e.db"),
+            ADMIN_TOKEN=ADMIN_TOKEN,
         )
         arguments = ["serve", "--port", str(self.port), "--flows", flows, "--workers", str(workers)]
         with self.log.open("w") as log:
@@ -234,3 +236,51 @@ def test_two_workers_process_one_customer_in_order(
     assert fake.texts_to(PHONE)[1:] == [
         f"#{number} {word}" for number, word in enumerate(log, start=1)
     ]
+
+
+def test_purchase_paid_by_registered_transfer(
+    fake_graph: tuple[FakeGraphAPI, str], serve: Callable[..., Served]
+) -> None:
+    fake, api_url = fake_graph
+    server = serve(api_url)
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    steps = [
+        "hola", "comprar", "1710034065", "María José Pérez", "17/05/2000", "maria@example.com",
+        "Quito, Av. Amazonas N34-120 y Naciones Unidas", "si", "2", "si", "transferencia", "Comprobante 000-555-123",
+    ]  # fmt: skip
+    for step in steps:
+        assert server.post(encode(messages_body(text(PHONE, step)))).status_code == 200, step
+    wait_for(
+        lambda: any("Estoy verificando tu transferencia" in t for t in fake.texts_to(PHONE)),
+        what="verification",
+    )
+
+    registered = httpx.post(
+        f"{server.base}/admin/transfers",
+        json={"reference": "555123", "amount": "4.00", "date": "2026-12-04"},
+        headers=admin,
+        timeout=10,
+    )
+    assert registered.status_code == 201
+    assert registered.json()["result"] == "paid"
+
+    def ticket_images() -> list[str]:
+        return [
+            received.body["image"]["caption"]
+            for received in fake.messages
+            if received.to == PHONE and received.body["type"] == "image"
+        ]
+
+    wait_for(lambda: len(ticket_images()) == 2, what="two ticket images")
+    codes = [caption.split("Código: ")[1].split("\n")[0] for caption in ticket_images()]
+    assert len(set(codes)) == 2
+    assert len(fake.uploads) == 2
+    for code in codes:
+        found = httpx.get(f"{server.base}/admin/tickets/{code}", headers=admin, timeout=10)
+        assert found.status_code == 200
+        assert found.json()["status"] == "valid"
+    stats = httpx.get(f"{server.base}/admin/stats", headers=admin, timeout=10).json()
+    assert stats["paid"] == 1
+    assert stats["revenue"] == "4.00"
+    assert stats["revenue_cents"] == 400
+    assert httpx.get(f"{server.base}/admin/stats", timeout=10).status_code == 401

@@ -207,12 +207,20 @@ async def test_quantity_above_order_limit_is_explained(customer: Customer) -> No
     assert "hasta 10 tickets" in reply
 
 
+async def test_cancel_without_purchase_says_so_plainly(customer: Customer) -> None:
+    await customer.send_all("hola", "comprar")
+    reply = await customer.send("cancelar")
+    assert reply.startswith("Listo, cancelé lo que estábamos haciendo.\n")
+
+
 async def test_cancel_returns_to_menu(customer: Customer) -> None:
     await customer.register()
     await customer.send_all("2", "si")
     reply = await customer.send("Cancelar")
     assert customer.state == "inicio.menu"
-    assert reply.startswith("Listo, cancelé lo que estábamos haciendo.")
+    assert reply.startswith(
+        "Listo, cancelé lo que estábamos haciendo y liberé los 2 tickets de tu reserva *"
+    )
 
 
 async def test_help_at_menu_choice_and_command(customer: Customer) -> None:
@@ -372,14 +380,21 @@ async def test_card_wait_offers_transfer(customer: Customer) -> None:
 
 
 async def test_payment_time_out_releases_the_reservation(
-    customer: Customer, service: ConversationService, clock: FakeClock
+    customer: Customer, service: ConversationService, clock: FakeClock, store: Store
 ) -> None:
     await customer.register()
     await customer.send_all("2", "si")
-    clock.advance(minutes=16)
-    turns = await service.expire_due()
-    assert "Se venció el tiempo para pagar la reserva" in joined(turns[0].messages)
-    assert turns[0].session.state is None
+    clock.advance(minutes=14)
+    assert await service.sweep() == []
+    clock.advance(minutes=2)
+    told = await service.sweep()
+    assert [phone for phone, _ in told] == [PHONE]
+    assert "Se venció el tiempo para pagar tu reserva" in joined(told[0][1])
+    session = await service.session(PHONE)
+    assert session is not None and session.state == "inicio.menu"
+    async with store.transaction() as transaction:
+        event = await transaction.events.get("simulador")
+    assert event is not None and event.remaining == 100
 
 
 async def test_menu_attempts_exhausted_stays_at_menu(customer: Customer) -> None:
