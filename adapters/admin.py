@@ -194,16 +194,25 @@ class AdminAPI:
         headers = {"X-Content-SHA256": receipt.sha256 or ""}
         return Response(receipt.content, media_type=receipt.mime_type, headers=headers)
 
+    async def _decidable(
+        self, transaction: Transaction, request: Request, verb: str
+    ) -> Payment | Response:
+        """The payment of the URL when an operator may still approve or reject it, else the error."""
+        payment = await self._payment_from(transaction, request)
+        if payment is None:
+            return _error(404, "payment not found")
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.REVIEW):
+            return _error(
+                409,
+                f"payment {payment.id} is {payment.status.value}; only pending or review can be {verb}",
+            )
+        return payment
+
     async def approve(self, request: Request) -> Response:
         async with self.server.store.transaction() as transaction:
-            payment = await self._payment_from(transaction, request)
-            if payment is None:
-                return _error(404, "payment not found")
-            if payment.status not in (PaymentStatus.PENDING, PaymentStatus.REVIEW):
-                return _error(
-                    409,
-                    f"payment {payment.id} is {payment.status.value}; only pending or review can be approved",
-                )
+            payment = await self._decidable(transaction, request, "approved")
+            if isinstance(payment, Response):
+                return payment
             settlement = await payments.approve(transaction, payment, self.server.now())
             if settlement.notification:
                 await self._notify(transaction, [settlement.notification])
@@ -220,14 +229,9 @@ class AdminAPI:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("reason is required: a short text the customer will read")
         async with self.server.store.transaction() as transaction:
-            payment = await self._payment_from(transaction, request)
-            if payment is None:
-                return _error(404, "payment not found")
-            if payment.status not in (PaymentStatus.PENDING, PaymentStatus.REVIEW):
-                return _error(
-                    409,
-                    f"payment {payment.id} is {payment.status.value}; only pending or review can be rejected",
-                )
+            payment = await self._decidable(transaction, request, "rejected")
+            if isinstance(payment, Response):
+                return payment
             notification = await payments.reject(
                 transaction, payment, reason.strip(), self.server.now()
             )

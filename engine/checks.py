@@ -115,7 +115,7 @@ class _Checker:
         branch_targets = {
             id(branch.target)
             for state in self.states.values()
-            for branch in self.branch_list(state)
+            for branch in state.decision_branches()
         }
         for target in self.all_targets():
             if target.state:
@@ -131,19 +131,6 @@ class _Checker:
                     )
                 continue
             self.resolve(target)
-
-    @staticmethod
-    def branch_list(state: StateSpec) -> list[Branch]:
-        branches = list(state.next)
-        for choice in state.choices:
-            branches.extend(choice.branches)
-        if state.rows:
-            branches.extend(state.rows.branches)
-        if state.media:
-            branches.extend(state.media.branches)
-        for more in (*state.outcomes.values(), *state.events.values()):
-            branches.extend(more)
-        return branches
 
     def resolve(self, target: Target) -> None:
         raw = target.raw.strip()

@@ -279,8 +279,8 @@ class StateSpec:
         """Whether the state waits for the customer or an external event."""
         return bool(self.input or self.choices or self.rows or self.events or self.media)
 
-    def branches(self) -> list[Branch]:
-        """Every branch leaving the state, commands and timeouts excluded."""
+    def decision_branches(self) -> list[Branch]:
+        """Branches the flow decides between: next, options, rows, media, outcomes, events."""
         result = list(self.next)
         for choice in self.choices:
             result.extend(choice.branches)
@@ -290,6 +290,11 @@ class StateSpec:
             result.extend(self.media.branches)
         for branches in (*self.outcomes.values(), *self.events.values()):
             result.extend(branches)
+        return result
+
+    def branches(self) -> list[Branch]:
+        """Every branch leaving the state, commands and the bot-wide timeout excluded."""
+        result = self.decision_branches()
         if self.exhausted and self.exhausted.target:
             result.append(Branch(self.exhausted.target))
         if self.on_timeout and self.on_timeout.target:
