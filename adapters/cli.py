@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 
+from adapters.config import LOG_FORMAT
 from engine import Bot, FlowError, load_bot
 from storage import StoreError
 
@@ -128,6 +129,9 @@ def _command_serve(arguments: argparse.Namespace) -> int:
     os.environ["WHATSAPP_TICKETS_FLOWS"] = flows
     os.environ["WHATSAPP_TICKETS_DB"] = os.path.abspath(config.db_path)
     os.environ["WHATSAPP_TICKETS_DEV"] = "1" if arguments.dev else "0"
+    os.environ["WHATSAPP_TICKETS_LOG_LEVEL"] = (
+        "DEBUG" if getattr(arguments, "verbose", False) else "INFO"
+    )
     uvicorn.run(
         "adapters.server:app_from_environment",
         factory=True,
@@ -225,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if getattr(arguments, "verbose", False) else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     # transitions logs every trigger at INFO, which would drown the chat's output.

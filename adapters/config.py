@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 from adapters.graph import DEFAULT_API_URL
 
-__all__ = ["DEFAULT_DB", "REQUIRED_SECRETS", "ServerConfig"]
+__all__ = ["DEFAULT_DB", "LOG_FORMAT", "REQUIRED_SECRETS", "ServerConfig"]
 
 DEFAULT_DB = "whatsapp-tickets.db"
 # Without these the server cannot verify Meta's calls or send replies.
 REQUIRED_SECRETS = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN")
 # Verify token of development mode when none is set, so `curl` examples work as written.
 DEV_VERIFY_TOKEN = "dev-verify-token"
+# The process id tells the workers of `serve --workers N` apart.
+LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 # Meta's webhook bodies reach about 3 MB; anything larger is refused with 413.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,22 @@ logger = logging.getLogger(__name__)
 
 class Sender(Protocol):
     async def send(self, phone_number_id: str, to: str, payload: dict[str, Any]) -> SendResult: ...
+
+
+_LONG_NUMBER = re.compile(r"\d{7,}")
+
+
+def _mask_numbers(text: str) -> str:
+    """Hide the middle of long numbers (cédulas, phones, accounts) in a development log."""
+    return _LONG_NUMBER.sub(lambda match: mask_phone(match.group()), text)
+
+
+def _reason(result: SendResult) -> str:
+    return (
+        f"code {result.error_code}: {result.detail}"
+        if result.error_code is not None
+        else result.detail
+    )
 
 
 def summarize_payload(payload: dict[str, Any]) -> str:
@@ -65,10 +82,9 @@ class LogSender:
     async def send(self, phone_number_id: str, to: str, payload: dict[str, Any]) -> SendResult:
         self._count += 1
         payload = {key: value for key, value in payload.items() if not key.startswith("_")}
+        text = " ⏎ ".join(summarize_payload(payload).splitlines())
         logger.info(
-            "reply to %s (not sent, development mode):\n%s",
-            mask_phone(to),
-            summarize_payload(payload),
+            "reply to %s (development mode, not sent): %s", mask_phone(to), _mask_numbers(text)
         )
         return SendResult(SendOutcome.ACCEPTED, message_id=f"wamid.dev.{os.getpid()}.{self._count}")
 
@@ -103,7 +119,9 @@ class Deliverer:
         clock: Callable[[], datetime] = utc_now,
         policy: RetryPolicy | None = None,
         concurrency: int = 16,
-        claim_seconds: float = 60.0,
+        # Longer than the longest send (the Graph client times out after 10 s, and an
+        # upload comes first), short enough that a crashed worker's claims free soon.
+        claim_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -188,7 +206,18 @@ class Deliverer:
         now = self.clock()
         async with self.store.transaction() as transaction:
             for entry, result in outcomes:
-                await self._record_one(transaction.outbox, entry, result, now)
+                try:
+                    # Each entry on its own: one that cannot be recorded must not undo
+                    # the others, or they would all be sent again when their claims expire.
+                    async with transaction.savepoint():
+                        await self._record_one(transaction.outbox, entry, result, now)
+                except Exception:
+                    logger.exception(
+                        "reply %d to %s: the %s result could not be recorded",
+                        entry.id,
+                        mask_phone(entry.recipient),
+                        result.outcome.value,
+                    )
         rejected = [result for _, result in outcomes if result.outcome is SendOutcome.PAUSE_ALL]
         if rejected:
             # Once per round: several sends rejected together are one token problem.
@@ -214,15 +243,20 @@ class Deliverer:
         elif outcome is SendOutcome.FAILED:
             await outbox.mark_failed(entry.id, result.error_code, result.detail, now)
             logger.warning(
-                "reply %d to %s failed permanently (code %s: %s)",
+                "reply %d to %s failed permanently (%s)",
                 entry.id,
                 who,
-                result.error_code,
-                result.detail,
+                _reason(result),
             )
         elif outcome is SendOutcome.PAUSE_ALL:
             # Not counted as an attempt: the reply itself is fine, the token is not.
             await outbox.release(entry.id)
+            logger.info(
+                "reply %d to %s held: the access token was rejected (%s)",
+                entry.id,
+                who,
+                _reason(result),
+            )
         elif now - entry.created_at > self.policy.give_up_after:
             detail = f"gave up after {attempt} attempts: {result.detail}"
             await outbox.mark_failed(entry.id, result.error_code, detail, now)
@@ -237,12 +271,11 @@ class Deliverer:
             if outcome is SendOutcome.RETRY_RECIPIENT:
                 await outbox.pause_recipient(entry.recipient, not_before)
             logger.info(
-                "reply %d to %s not sent (attempt %d, code %s: %s); retrying in %.1f s",
+                "reply %d to %s not sent (attempt %d, %s); retrying in %.1f s",
                 entry.id,
                 who,
                 attempt,
-                result.error_code,
-                result.detail,
+                _reason(result),
                 delay,
             )
 

@@ -155,6 +155,7 @@ class FakeGraphAPI:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _recent: dict[str, deque[float]] = field(default_factory=dict)
     _timeouts: int = 0
+    _run: str = field(default_factory=lambda: secrets.token_hex(4).upper())
     # Uploaded or preloaded media: id -> (bytes, mime type); ids of uploads in order.
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     uploads: list[str] = field(default_factory=list)
@@ -250,7 +251,7 @@ class FakeGraphAPI:
         if file_part is None:
             return GraphError(100, details="The parameter file is required.").response()
         content, mime_type = file_part
-        media_id = f"{next(self._ids) + 900000000000}"
+        media_id = f"{int(self._run, 16)}{next(self._ids):06d}"
         self.media[media_id] = (content, mime_type)
         self.uploads.append(media_id)
         return JSONResponse({"id": media_id})
@@ -297,7 +298,8 @@ class FakeGraphAPI:
             self.rejected.append((body if isinstance(body, dict) else {}, error.code))
             return error.response()
         assert isinstance(body, dict)
-        message_id = f"wamid.FAKE{next(self._ids):08d}"
+        # Unique across runs of the fake, as the real API's ids are.
+        message_id = f"wamid.FAKE{self._run}{next(self._ids):06d}"
         received = ReceivedMessage(message_id, phone_number_id, body["to"], body, self.clock())
         self.messages.append(received)
         shown = received.text or f"[{body.get('type')}]"

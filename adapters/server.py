@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from adapters.admin import admin_routes
 from adapters.card_payments import card_payment_routes
-from adapters.config import ServerConfig
+from adapters.config import LOG_FORMAT, ServerConfig
 from adapters.conversation import ConversationService, mask_phone, utc_now
 from adapters.delivery import Deliverer, LogSender, Sender
 from adapters.graph import GraphClient
@@ -39,7 +39,7 @@ from adapters.signatures import verify_signature
 from adapters.sweeper import Sweeper
 from engine import Bot, OutgoingMessage, load_bot
 from engine.messages import plain_text
-from storage import OutboxStatus, Store, Transaction
+from storage import OutboxStatus, StatusChange, Store, Transaction
 
 __all__ = ["WhatsAppServer", "app_from_environment", "create_app"]
 
@@ -236,10 +236,16 @@ class WhatsAppServer:
         if body is None:
             logger.warning("webhook body over %d bytes rejected", self.config.max_body_bytes)
             return _error(413, f"body larger than {self.config.max_body_bytes} bytes")
+        signature = request.headers.get("x-hub-signature-256")
         if not self.config.dev and not verify_signature(
-            self.config.app_secret or "", body, request.headers.get("x-hub-signature-256")
+            self.config.app_secret or "", body, signature
         ):
-            logger.warning("webhook with a missing or wrong X-Hub-Signature-256 rejected")
+            if signature:
+                logger.warning(
+                    "webhook rejected: X-Hub-Signature-256 does not match; check WHATSAPP_APP_SECRET"
+                )
+            else:
+                logger.warning("webhook rejected: no X-Hub-Signature-256 header")
             return _error(401, "missing or invalid X-Hub-Signature-256")
         try:
             payload = json.loads(body)
@@ -271,9 +277,8 @@ class WhatsAppServer:
     async def process(self, batch: WebhookBatch) -> int:
         """Handle every item of a webhook body in one transaction; return how many failed."""
         for bad in batch.bad:
-            logger.warning(
-                "webhook item skipped: %s in %s %s", bad.reason, bad.where, bad.ids or ""
-            )
+            ids = f" (ids {bad.ids})" if bad.ids else ""
+            logger.warning("webhook item skipped: %s in %s%s", bad.reason, bad.where, ids)
         for error in batch.errors:
             logger.warning(
                 "WhatsApp reported an error: code %s: %s",
@@ -334,7 +339,7 @@ class WhatsAppServer:
             return
         turn = await self.service.run_turn(transaction, item.phone, item.event, now)
         logger.info(
-            "message %s from %s (%s): %s, %d replies queued",
+            "message %s from %s (%s): now in %s, replies queued: %d",
             item.message_id,
             who,
             item.kind,
@@ -350,10 +355,10 @@ class WhatsAppServer:
         if status is None:
             logger.info("status %r of %s to %s ignored", item.status, item.message_id, who)
             return
-        applied = await transaction.outbox.apply_status(
+        change = await transaction.outbox.apply_status(
             item.message_id, status, item.timestamp, item.error_code, item.error_detail
         )
-        if status is OutboxStatus.FAILED and applied:
+        if status is OutboxStatus.FAILED and change is StatusChange.RECORDED:
             logger.warning(
                 "message %s to %s failed: code %s: %s",
                 item.message_id,
@@ -367,7 +372,7 @@ class WhatsAppServer:
                 item.status,
                 item.message_id,
                 who,
-                "recorded" if applied else "ignored (older or unknown)",
+                change.value,
             )
 
 
@@ -413,8 +418,10 @@ def create_app(server: WhatsAppServer) -> Starlette:
 def app_from_environment() -> Starlette:
     """uvicorn factory: settings from the environment variables that `whatsapp-tickets serve` sets."""
     # The command line configured logging in this process already; workers start bare.
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(logging.INFO)
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger().setLevel(os.environ.get("WHATSAPP_TICKETS_LOG_LEVEL", "INFO"))
+    # httpx logs every request at INFO; the deliverer's own line per attempt says more.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # transitions logs every trigger at INFO; its DEBUG-level detail is not for operators.
     logging.getLogger("transitions").setLevel(logging.WARNING)
     dev = os.environ.get("WHATSAPP_TICKETS_DEV") == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from storage.customers import Customer, CustomerRepository, DuplicateCedula
 from storage.handoffs import HandoffRepository
 from storage.inbound import Contact, ContactRepository, InboundRepository
-from storage.outbox import OutboxEntry, OutboxRepository, OutboxStatus
+from storage.outbox import OutboxEntry, OutboxRepository, OutboxStatus, StatusChange
 from storage.sessions import SessionRepository
 from storage.sqlite import Store, StoreError, Transaction
 from storage.stats import Stats, StatsRepository
@@ -53,6 +53,7 @@ __all__ = [
     "SessionRepository",
     "Stats",
     "StatsRepository",
+    "StatusChange",
     "Store",
     "StoreError",
     "Ticket",

@@ -167,4 +167,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (phone, phase)
     );
     """,
+    # 4: message ids from the Graph API are not trusted to be unique: a repeated one
+    # must not stop a reply from being recorded as accepted.
+    """
+    DROP INDEX outbox_by_message_id;
+    CREATE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;
+    """,
 )

@@ -19,7 +19,7 @@ import aiosqlite
 
 from storage.timestamps import from_db, from_db_optional, to_db
 
-__all__ = ["OutboxEntry", "OutboxRepository", "OutboxStatus"]
+__all__ = ["OutboxEntry", "OutboxRepository", "OutboxStatus", "StatusChange"]
 
 
 class OutboxStatus(Enum):
@@ -35,6 +35,16 @@ class OutboxStatus(Enum):
     READ = "read"
     # Rejected for good, by the Graph API or by a `failed` status webhook.
     FAILED = "failed"
+
+
+class StatusChange(Enum):
+    """What a status webhook did to the outbox."""
+
+    RECORDED = "recorded"
+    # No reply has that message id (not sent by this server, or the row is gone).
+    UNKNOWN = "ignored: unknown message"
+    # The stored status is the same or later (webhooks arrive out of order).
+    OUTDATED = "ignored: older than the stored status"
 
 
 # A status webhook only moves an entry forward: `delivered` arriving after `read`
@@ -197,23 +207,23 @@ class OutboxRepository:
         at: datetime,
         error_code: int | None = None,
         detail: str | None = None,
-    ) -> bool:
-        """Record a status webhook; return False when it is unknown or older than what is stored."""
+    ) -> StatusChange:
+        """Record a status webhook unless it is about an unknown message or older than what is stored."""
         async with self._connection.execute(
             "SELECT status FROM outbox WHERE message_id = ?", (message_id,)
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            return False
+            return StatusChange.UNKNOWN
         current = OutboxStatus(row[0])
         if _RANK[status] <= _RANK[current]:
-            return False
+            return StatusChange.OUTDATED
         await self._connection.execute(
             "UPDATE outbox SET status = ?, status_at = ?, error_code = coalesce(?, error_code),"
             " error_detail = coalesce(?, error_detail), updated_at = ? WHERE message_id = ?",
             (status.value, to_db(at), error_code, detail, to_db(at), message_id),
         )
-        return True
+        return StatusChange.RECORDED
 
     async def get(self, entry_id: int) -> OutboxEntry | None:
         async with self._connection.execute(
