@@ -108,6 +108,7 @@ class _TurnRun:
         self.messages: list[OutgoingMessage] = []
         self.states: list[str] = []
         self.attempts = session.attempts
+        self.question_start = 0
         model.slots = session.slots
         # Whether the model has this conversation's state; a pooled model keeps the
         # state of its previous turn until `set_state`.
@@ -195,6 +196,8 @@ class _TurnRun:
             if spec.rows:
                 await self.load_rows(spec.rows.action)
             outcome = await self.call_action(spec.action) if spec.action else None
+            # Where the question of the state that ends up waiting begins.
+            self.question_start = len(self.messages)
             self.send(spec.say, state)
             if spec.action:
                 self.fire(f"outcome_{outcome}" if outcome else "proceed")
@@ -420,9 +423,12 @@ class _TurnRun:
 
         Every new conversation starts with the greeting, but "asesor", "borrar mis datos"
         or "quiero comprar" as a first message should not be lost. Commands and exact
-        option names count; greetings, numbers, typos and help do not.
+        option names count; greetings, numbers, typos and help do not. When the message
+        is acted on, the question it answers (the menu) is not sent: the customer sees
+        the greeting, then the answer to what they asked.
         """
         if isinstance(event, ChoiceReply) and event.id in self.state.choice_ids:
+            del self.messages[self.question_start :]
             await self.choose(event.id)
             return
         if isinstance(event, TextInput):
@@ -434,10 +440,12 @@ class _TurnRun:
         key = normalize(text)
         command = self.state.command_words.get(key)
         if command is not None and not command.help:
+            del self.messages[self.question_start :]
             await self.run_command(command)
             return
         choice_id = self.state.choice_keys.get(self.language, {}).get(key)
         if key and not key.isdigit() and key not in self.spec.greetings and choice_id is not None:
+            del self.messages[self.question_start :]
             await self.choose(choice_id)
 
     # --- moves ---------------------------------------------------------------------------------

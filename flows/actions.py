@@ -228,7 +228,7 @@ async def calcular_total(context: ActionContext) -> None:
 
 @actions.action(
     outcomes=["reservado", "agotado"],
-    sets=["reserva_codigo", "reserva_expira", "disponibles"],
+    sets=["reserva_codigo", "reserva_expira", "quedan"],
 )
 async def crear_reserva(context: ActionContext) -> str:
     """Hold the places: counted and inserted in this turn's transaction, so never oversold."""
@@ -243,12 +243,18 @@ async def crear_reserva(context: ActionContext) -> str:
     )
     if reservation is None:
         event = await store.events.get(str(context.slots["evento_id"]))
-        context.slots["disponibles"] = event.remaining if event else 0
+        context.slots["quedan"] = _places_left(event.remaining if event else 0)
         return "agotado"
     context.slots["reserva_codigo"] = reservation.code
     context.slots["reserva_expira"] = reservation.expires_at.isoformat()
     context.slots["total"] = reservation.amount_cents
     return "reservado"
+
+
+def _places_left(count: int) -> str:
+    if count == 0:
+        return "ya no quedan tickets"
+    return "solo queda 1 ticket" if count == 1 else f"solo quedan {count} tickets"
 
 
 PURCHASE_SLOTS = (

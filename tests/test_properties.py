@@ -181,7 +181,7 @@ async def _answer_in_state(bot: Bot, state: str, text: str) -> None:
         "minutos_reserva": 15,
         "reserva_codigo": "ABC234",
         "reserva_expira": "2026-12-04T15:15:00+00:00",
-        "disponibles": 5,
+        "quedan": "solo quedan 5 tickets",
         "banco_nombre": "Banco",
         "banco_tipo_cuenta": "Ahorros",
         "banco_numero_cuenta": "1",

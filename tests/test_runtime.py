@@ -577,3 +577,10 @@ async def test_event_without_conversation_changes_nothing(cafe_bot: Bot, kitchen
     assert replies == []
     assert chat.state is None
     assert chat.session is not None and chat.session.deadline is None
+
+
+async def test_first_message_option_skips_the_menu(chat: Conversation) -> None:
+    replies = await chat.send("Pedir café")
+    assert message_text(replies[0]) == "Bienvenido al café."
+    assert not any(option_ids(reply) == ["pedir", "idioma", "estado"] for reply in replies)
+    assert option_ids(replies[-1]) == ["cafe_americano", "cafe_latte"]

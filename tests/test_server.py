@@ -20,7 +20,7 @@ from adapters.cli import packaged_flows
 from adapters.conversation import ConversationService
 from adapters.fake_graph import FakeGraphAPI, GraphError
 from engine import Bot, TextInput, load_bot
-from storage import OutboxStatus, Store
+from storage import OutboxRepository, OutboxStatus, Store
 from tests.conftest import FakeClock
 from tests.harness import Harness, make_config, start_harness
 from tests.whatsapp import (
@@ -574,3 +574,40 @@ async def test_logs_mask_phones_and_hide_secrets(
     assert len(webhook_lines) == 2
     delivery_lines = [record for record in caplog.records if record.name == "adapters.delivery"]
     assert len(delivery_lines) == 2
+
+
+async def test_one_entry_failing_to_record_keeps_the_others(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await harness.say(PHONE, "Hola")
+    await harness.say(OTHER, "Hola")
+    first = (await harness.outbox(PHONE))[0]
+    original = OutboxRepository.mark_accepted
+
+    async def failing(self: OutboxRepository, entry_id: int, message_id: str, now: Any) -> None:
+        if entry_id == first.id:
+            raise RuntimeError("disk full")
+        await original(self, entry_id, message_id, now)
+
+    monkeypatch.setattr(OutboxRepository, "mark_accepted", failing)
+    with caplog.at_level(logging.ERROR, logger="adapters.delivery"):
+        await harness.server.deliverer.deliver_round()
+    assert (
+        f"reply {first.id} to 593******001: the accepted result could not be recorded"
+        in caplog.text
+    )
+    assert (await harness.outbox(OTHER))[0].status is OutboxStatus.ACCEPTED
+    assert (await harness.outbox(PHONE))[0].status is OutboxStatus.PENDING
+
+
+async def test_repeated_graph_message_id_is_recorded(harness: Harness) -> None:
+    await harness.say(PHONE, "Hola")
+    entries = await harness.outbox(PHONE)
+    async with harness.server.store.transaction() as transaction:
+        for entry in entries:
+            await transaction.outbox.mark_accepted(entry.id, "wamid.SAME", harness.clock.now)
+    assert [entry.status for entry in await harness.outbox(PHONE)] == [OutboxStatus.ACCEPTED] * 2
+
+
+def test_fake_ids_differ_between_runs() -> None:
+    assert FakeGraphAPI()._run != FakeGraphAPI()._run
