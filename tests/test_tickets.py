@@ -752,3 +752,71 @@ def test_ticket_codes_have_forty_bits() -> None:
 
 def test_expiry_time_is_shown_in_ecuador(ticket_bot: Bot) -> None:
     assert ticket_bot.compiled.spec.timezone.utcoffset(datetime(2026, 12, 4)) == timedelta(hours=-5)
+
+
+def two_events(tmp_path: Path) -> str:
+    """The ticket bot selling two dated events, the second with one place."""
+    import shutil
+
+    directory = tmp_path / "flows"
+    shutil.copytree(
+        packaged_flows(), directory, ignore=shutil.ignore_patterns("__pycache__", "*.py")
+    )
+    settings = directory / "bot.yaml"
+    catalogue = """  catalogo:
+    - id: viernes
+      nombre: Función del viernes
+      fecha: 2026-12-18T19:30:00-05:00
+      precio: "5.00"
+      capacidad: 50
+      limite_por_compra: 4
+    - id: estreno
+      nombre: Estreno
+      fecha: 2026-12-19T20:00:00-05:00
+      precio: "8.50"
+      capacidad: 1
+      limite_por_compra: 4
+"""
+    text = settings.read_text(encoding="utf-8")
+    start = text.index("  catalogo:")
+    end = text.index("  # How long confirmed tickets")
+    settings.write_text(text[:start] + catalogue + text[end:], encoding="utf-8")
+    return str(directory)
+
+
+async def test_several_events_listed_and_sold_out_said(
+    tmp_path: Path, clock: FakeClock, fake: FakeGraphAPI
+) -> None:
+    flows = two_events(tmp_path)
+    shop = await start_harness(make_config(tmp_path, flows), load_bot(flows), clock, fake)
+    try:
+        await say_all(shop, PHONE, *REGISTRATION[:-1])
+        await say_all(shop, PHONE, "si")
+        assert await shop.session_state(PHONE) == "reserva.eligiendo_evento"
+        listing = (await shop.outbox(PHONE))[-1].payload["interactive"]
+        rows = listing["action"]["sections"][0]["rows"]
+        assert [row["id"] for row in rows] == ["evento_viernes", "evento_estreno"]
+        assert rows[0]["description"] == "viernes 18/12 a las 19:30 · $5.00"
+        await say_all(shop, PHONE, "estreno", "1", "si")
+        assert await shop.session_state(PHONE) == "pago.eligiendo_metodo"
+
+        await say_all(shop, OTHER, *OTHER_REGISTRATION)
+        rows = (await shop.outbox(OTHER))[-1].payload["interactive"]["action"]["sections"][0][
+            "rows"
+        ]
+        assert rows[1]["description"].startswith("Agotado · ")
+        await say_all(shop, OTHER, "2")
+        texts = [
+            entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(OTHER)
+        ]
+        assert "Uy, ese evento ya se agotó 😔 Elige otro, por favor." in texts
+        assert await shop.session_state(OTHER) == "reserva.eligiendo_evento"
+        await say_all(shop, OTHER, "1")
+        question = (await shop.outbox(OTHER))[-1].payload["text"]["body"]
+        assert question == (
+            "¿Cuántos tickets quieres para *Función del viernes* (viernes 18/12 a las 19:30)? "
+            "Cada uno cuesta $5.00 y puedes llevar hasta 4."
+        )
+    finally:
+        await shop.client.aclose()
+        await shop.server.stop()
