@@ -69,9 +69,14 @@ class SendResult:
 
 
 def qr_png(text: str) -> bytes:
-    """Render `text` as a QR code PNG, large enough to scan from a phone screen."""
+    """Render `text` as a QR code PNG, large enough to scan from a phone screen.
+
+    `segno.make` picks a Micro QR code for short texts, which phone cameras and most
+    door scanners do not read, so a full QR code is asked for explicitly, with the
+    four-module quiet zone the standard asks for.
+    """
     buffer = io.BytesIO()
-    segno.make(text, error="m").save(buffer, kind="png", scale=10, border=3)
+    segno.make_qr(text, error="m").save(buffer, kind="png", scale=10, border=4)
     return buffer.getvalue()
 
 
