@@ -173,4 +173,8 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX outbox_by_message_id;
     CREATE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;
     """,
+    # 5: what an operator must do for a request (a refund), beside who asked.
+    """
+    ALTER TABLE handoffs ADD COLUMN note TEXT;
+    """,
 )

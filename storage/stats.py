@@ -47,7 +47,8 @@ class StatsRepository:
             "SELECT count(*),"
             " coalesce(sum(status = 'held'), 0), coalesce(sum(status = 'paid'), 0),"
             " coalesce(sum(status = 'expired'), 0), coalesce(sum(status = 'cancelled'), 0),"
-            " coalesce(sum(CASE WHEN status = 'paid' THEN amount_cents END), 0)"
+            # Money received for paid reservations, which an operator may have approved short.
+            " (SELECT coalesce(sum(received_cents), 0) FROM payments WHERE status = 'paid')"
             " FROM reservations"
         ) as cursor:
             row = await cursor.fetchone()

@@ -67,8 +67,10 @@ class PaymentStatus(Enum):
     FAILED = "failed"
     # An operator rejected it.
     REJECTED = "rejected"
-    # Money arrived after the hold expired and the places were gone: to be refunded.
+    # Money arrived after the hold expired and the places were gone, or twice: to be refunded.
     REFUND_DUE = "refund_due"
+    # An operator returned the money of a `refund_due` payment.
+    REFUNDED = "refunded"
     # The reservation was cancelled or expired while this payment was still pending.
     CANCELLED = "cancelled"
 
@@ -208,10 +210,12 @@ class EventRepository:
             row = await cursor.fetchone()
         return None if row is None else _event(row)
 
-    async def on_sale(self) -> list[EventRecord]:
-        """Events on sale, sold out or not, by start time (undated first) and name."""
+    async def on_sale(self, now: datetime) -> list[EventRecord]:
+        """Events on sale that have not started, sold out or not, by start time (undated first)."""
         async with self._connection.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE on_sale = 1 ORDER BY starts_at IS NOT NULL, starts_at, name"
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE on_sale = 1 AND (starts_at IS NULL OR starts_at > ?)"
+            " ORDER BY starts_at IS NOT NULL, starts_at, name",
+            (to_db(now),),
         ) as cursor:
             return [_event(row) for row in await cursor.fetchall()]
 
@@ -410,13 +414,29 @@ class PaymentRepository:
             row = await cursor.fetchone()
         return None if row is None else _payment(row)
 
-    async def with_status(self, status: PaymentStatus | None) -> list[Payment]:
-        query = f"SELECT {_PAYMENT_COLUMNS} FROM payments"
-        arguments: tuple[Any, ...] = ()
-        if status is not None:
-            query += " WHERE status = ?"
-            arguments = (status.value,)
-        async with self._connection.execute(query + " ORDER BY id", arguments) as cursor:
+    async def search(
+        self,
+        *,
+        status: PaymentStatus | None = None,
+        phone: str | None = None,
+        reservation_code: str | None = None,
+    ) -> list[Payment]:
+        """Payments matching every filter given, oldest first."""
+        columns = ", ".join(f"payments.{column}" for column in _PAYMENT_COLUMNS.split(", "))
+        query = f"SELECT {columns} FROM payments JOIN reservations ON reservations.id = payments.reservation_id"
+        conditions: list[str] = []
+        arguments: list[Any] = []
+        for condition, value in (
+            ("payments.status = ?", status.value if status else None),
+            ("reservations.phone = ?", phone),
+            ("reservations.code = ?", reservation_code),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                arguments.append(value)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        async with self._connection.execute(query + " ORDER BY payments.id", arguments) as cursor:
             return [_payment(row) for row in await cursor.fetchall()]
 
     async def open_for(self, reservation_id: int) -> list[Payment]:
@@ -514,6 +534,21 @@ class ReceiptRepository:
             (final, error, receipt_id),
         )
 
+    async def state_of(self, payment_id: int) -> str | None:
+        """ "stored" when a receipt of the payment was downloaded, "downloading" while one
+        is being fetched, "failed: <error>" when none could be, None without receipts."""
+        async with self._connection.execute(
+            "SELECT content IS NOT NULL, error, attempts FROM receipts WHERE payment_id = ?"
+            " ORDER BY content IS NOT NULL DESC, id DESC LIMIT 1",
+            (payment_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        if row[0]:
+            return "stored"
+        return f"failed: {row[1]}" if row[1] else "downloading"
+
     async def for_payment(self, payment_id: int) -> Receipt | None:
         """The latest receipt of a payment, preferring one whose content was downloaded."""
         async with self._connection.execute(
@@ -577,6 +612,16 @@ class TicketRepository:
             (to_db(now), code),
         )
         return cursor.rowcount == 1
+
+    async def holder(self, code: str) -> str | None:
+        """The registered name of the ticket's buyer, if their data was not erased."""
+        async with self._connection.execute(
+            "SELECT customers.full_name FROM tickets JOIN reservations ON reservations.id = tickets.reservation_id"
+            " JOIN customers ON customers.phone = reservations.phone WHERE tickets.code = ?",
+            (code,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row and row[0] else None
 
     async def attendees(self, event_id: str) -> list[tuple[str, str, str, str, str | None]]:
         """(code, status, reservation code, phone, customer name) of an event's tickets."""
