@@ -321,8 +321,13 @@ class _TurnRun:
         return tuple(Section(title, tuple(rows)) for title, rows in grouped.items())
 
     def ask_again(self) -> None:
-        """Send the current state's question again, without running its action."""
-        self.send(self.state.spec.say, self.state)
+        """Send the current state's question again, without running its action.
+
+        A state whose question came from the state before it (it has no `say`) sends
+        its help instead, so the customer is not left without an answer.
+        """
+        spec = self.state.spec
+        self.send(spec.say if spec.say else spec.help, self.state)
 
     def send_text(self, key: str) -> None:
         self.send(self.spec.texts[key])

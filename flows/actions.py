@@ -8,9 +8,12 @@ the new conversation state, or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from engine import (
+    BUILTIN_VALIDATORS,
     ActionContext,
     ActionRegistry,
     HookContext,
@@ -20,6 +23,7 @@ from engine import (
     TextMessage,
 )
 from engine.templates import format_money
+from engine.validators import Invalid, Valid, ValidationContext
 from flows import notices, payments
 from flows.catalogue import describe_start, parse_catalogue, settings_problems
 from storage import (
@@ -35,12 +39,31 @@ from storage import (
     Transaction,
 )
 
-__all__ = ["actions"]
+__all__ = ["actions", "validators"]
 
 logger = logging.getLogger(__name__)
 
 actions = ActionRegistry()
 actions.settings_check(settings_problems)
+
+
+def _validate_reference(
+    text: str, options: Mapping[str, Any], context: ValidationContext
+) -> Valid | Invalid:
+    """Accept a bank receipt number: mostly digits, at least four of them, labels allowed.
+
+    "Comprobante 001-234-567" passes; "te pago a las 5" and a reservation code such as
+    "H4DTPH" do not, so chat is not taken for a reference that holds tickets for a day.
+    """
+    reference = payments.normalize_reference(text)
+    digits = sum(char.isdigit() for char in reference)
+    if not 4 <= len(reference) <= 30 or digits < 4 or digits < len(reference) - digits:
+        return Invalid("invalid")
+    return Valid(text.strip())
+
+
+validators = BUILTIN_VALIDATORS.copy()
+validators.register("referencia_bancaria", _validate_reference, reasons={"invalid"})
 
 DEFAULT_HOLD_MINUTES = 15
 
@@ -136,7 +159,7 @@ async def pedir_asesor(context: ActionContext) -> None:
 
 
 def _choose_event(context: ActionContext, event: EventRecord) -> None:
-    when = describe_start(event.starts_at)
+    when = describe_start(event.starts_at, context.now)
     context.slots.update(
         evento_id=event.id,
         evento_nombre=event.name,
@@ -183,7 +206,7 @@ async def vencer_reservas(context: HookContext) -> list[Notification]:
 )
 async def preparar_reserva(context: ActionContext) -> str:
     context.slots["minutos_reserva"] = _hold_minutes(context)
-    events = await _store(context).events.on_sale()
+    events = await _store(context).events.on_sale(context.now)
     if not events:
         return "sin_eventos"
     if len(events) > 1:
@@ -197,10 +220,10 @@ async def preparar_reserva(context: ActionContext) -> str:
 @actions.rows()
 async def eventos_en_venta(context: ActionContext) -> list[Option]:
     options = []
-    for event in await _store(context).events.on_sale():
-        when = describe_start(event.starts_at)
+    for event in await _store(context).events.on_sale(context.now):
+        when = describe_start(event.starts_at, context.now)
         price = format_money(event.price_cents)
-        details = f"{when} · {price}" if when else f"{price} por ticket"
+        details = f"{when} · {price} por ticket" if when else f"{price} por ticket"
         if event.remaining == 0:
             details = f"Agotado · {details}"
         options.append(
@@ -215,7 +238,8 @@ async def eventos_en_venta(context: ActionContext) -> list[Option]:
 )
 async def elegir_evento(context: ActionContext) -> str:
     event = await _store(context).events.get(str(context.slots.get("evento_id")))
-    if event is None or not event.on_sale or event.remaining == 0:
+    started = event is not None and event.starts_at is not None and event.starts_at <= context.now
+    if event is None or not event.on_sale or event.remaining == 0 or started:
         return "agotado"
     _choose_event(context, event)
     return "disponible"
@@ -315,7 +339,9 @@ async def datos_bancarios(context: ActionContext) -> None:
         context.slots[f"banco_{key}"] = str(bank.get(key, ""))
 
 
-@actions.action(outcomes=["pagado", "pendiente", "monto_distinto", "usada", "reembolso"])
+@actions.action(
+    outcomes=["pagado", "pendiente", "monto_distinto", "usada", "duplicada", "reembolso"]
+)
 async def registrar_referencia(context: ActionContext) -> str:
     payment = await _payment(context, PaymentMethod.TRANSFER)
     return await payments.submit_reference(

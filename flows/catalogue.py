@@ -56,15 +56,19 @@ class Event:
         return describe_start(self.starts_at)
 
 
-def describe_start(moment: datetime | None) -> str:
+def describe_start(moment: datetime | None, now: datetime | None = None) -> str:
     """Return a start as customers read it ("sábado 20/12 a las 19:30"), or "" when undated.
 
-    The time is shown in Ecuador's time zone (UTC-5 all year).
+    The time is shown in Ecuador's time zone (UTC-5 all year); the year is added when
+    it is not the year of `now` ("sábado 02/01/2027 a las 19:30").
     """
     if moment is None:
         return ""
     local = moment.astimezone(ECUADOR)
-    return f"{_WEEKDAYS[local.weekday()]} {local:%d/%m} a las {local:%H:%M}"
+    day = f"{local:%d/%m}"
+    if now is not None and local.year != now.astimezone(ECUADOR).year:
+        day = f"{local:%d/%m/%Y}"
+    return f"{_WEEKDAYS[local.weekday()]} {day} a las {local:%H:%M}"
 
 
 def parse_price(value: Any) -> int:

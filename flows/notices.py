@@ -39,16 +39,15 @@ def ticket_messages(tickets: list[Ticket], event_name: str, when: str) -> list[O
 
 def paid(reservation: Reservation) -> TextMessage:
     return TextMessage(
-        f"¡Recibimos tu pago de {format_money(reservation.amount_cents)} de la reserva "
-        f"*{reservation.code}*! 🎉 Aquí están tus tickets:"
+        f"¡Confirmamos el pago de tu reserva *{reservation.code}*! 🎉 Aquí están tus tickets:"
     )
 
 
 def in_review(reservation: Reservation, received_cents: int) -> TextMessage:
     return TextMessage(
-        f"Recibimos una transferencia de {format_money(received_cents)} para tu reserva *{reservation.code}*, "
-        f"pero el total es {format_money(reservation.amount_cents)}. Una persona de nuestro equipo la "
-        "revisará y te escribirá por aquí."
+        f"Recibimos {format_money(received_cents)} para tu reserva *{reservation.code}*, pero el total es "
+        f"{format_money(reservation.amount_cents)}. Una persona de nuestro equipo lo revisará y te escribirá "
+        "por aquí; mientras tanto te guardo los tickets."
     )
 
 
@@ -66,10 +65,16 @@ def hold_expired(reservation: Reservation) -> TextMessage:
     )
 
 
-def refund_due(reservation: Reservation, received_cents: int) -> TextMessage:
+def refund_due(reservation: Reservation, received_cents: int, *, already_paid: bool) -> TextMessage:
+    if already_paid:
+        return TextMessage(
+            f"Recibimos un segundo pago de {format_money(received_cents)} para la reserva *{reservation.code}*, "
+            "que ya estaba pagada, así que te lo devolveremos; tus tickets siguen siendo válidos. Una persona "
+            "de nuestro equipo te escribirá por aquí."
+        )
     return TextMessage(
         f"Recibimos tu pago de {format_money(received_cents)} para la reserva *{reservation.code}*, pero la "
-        "reserva ya había vencido y los tickets se agotaron 😔. Te devolveremos el dinero; una persona de "
+        "reserva ya había vencido y los tickets se agotaron 😔 Te devolveremos el dinero; una persona de "
         "nuestro equipo te escribirá por aquí."
     )
 

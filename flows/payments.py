@@ -126,7 +126,8 @@ async def hold(
         if not any(payment.reference for payment in await transaction.payments.open_for(held.id)):
             await release(transaction, held, now)
     event = await transaction.events.get(event_id)
-    if event is None or not event.on_sale:
+    started = event is not None and event.starts_at is not None and event.starts_at <= now
+    if event is None or not event.on_sale or started:
         return None
     return await transaction.reservations.hold(
         code=reservation_code(),
@@ -244,14 +245,16 @@ async def _refund(
         reason=reason,
     )
     # An operator must return the money; the request puts it on their list.
-    await transaction.handoffs.request(reservation.phone, "pago.reembolso", now)
+    note = f"refund {received_cents / 100:.2f} of payment {payment.id} (reservation {reservation.code}): {reason}"
+    await transaction.handoffs.request(reservation.phone, "pago.reembolso", now, note=note)
     logger.warning(
         "payment %d of reservation %s is due a refund: %s", payment.id, reservation.code, reason
     )
-    notification = Notification(
-        reservation.phone, messages=(notices.refund_due(reservation, received_cents),)
+    already_paid = reservation.status is ReservationStatus.PAID
+    message = notices.refund_due(reservation, received_cents, already_paid=already_paid)
+    return Settlement(
+        PaymentStatus.REFUND_DUE, notification=Notification(reservation.phone, messages=(message,))
     )
-    return Settlement(PaymentStatus.REFUND_DUE, notification=notification)
 
 
 async def settle(
@@ -279,6 +282,9 @@ async def settle(
         logger.info(
             "payment %d of reservation %s needs review: %s", payment.id, reservation.code, reason
         )
+        # An operator decides now; the places wait for them as for a transfer being checked.
+        review_until = now + timedelta(hours=VERIFICATION_HOURS)
+        await transaction.reservations.extend(reservation.id, review_until, now)
         notification = Notification(
             reservation.phone,
             ExternalEvent("pago_en_revision", {"reserva_codigo": reservation.code}),
@@ -318,7 +324,8 @@ async def submit_reference(
 
     Outcomes: `pagado` (a registered transfer with the right amount), `pendiente`
     (not in the bank yet; the hold is extended while it is verified), `monto_distinto`,
-    `usada` (the reference already paid another reservation) and `reembolso`.
+    `usada` (the reference already paid another reservation), `duplicada` (another
+    customer is waiting on the same reference; an operator reviews) and `reembolso`.
     """
     reference = normalize_reference(text)
     transfer = await transaction.transfers.get(reference)
@@ -329,6 +336,19 @@ async def submit_reference(
             transfer.payment_id,
         )
         return "usada"
+    claimed = await transaction.payments.waiting_for_reference(reference)
+    if transfer is None and claimed is not None and claimed.id != payment.id:
+        # Two customers gave the same number: the first is matched when the money
+        # arrives, and this one waits for an operator instead of for the bank.
+        reason = f"reference {reference} was also given for payment {claimed.id}"
+        await transaction.payments.update(
+            payment.id, now, status=PaymentStatus.REVIEW, reference=reference, reason=reason
+        )
+        await transaction.reservations.extend(
+            payment.reservation_id, now + timedelta(hours=VERIFICATION_HOURS), now
+        )
+        logger.info("payment %d needs review: %s", payment.id, reason)
+        return "duplicada"
     await transaction.payments.update(payment.id, now, reference=reference)
     if transfer is None:
         await transaction.reservations.extend(
@@ -371,7 +391,13 @@ async def register_transfer(
     existing = await transaction.transfers.get(reference)
     if existing is not None:
         same = existing.amount_cents == amount_cents and existing.date == date
-        return TransferRegistration("repeated" if same else "conflict", existing)
+        payment = (
+            await transaction.payments.get(existing.payment_id) if existing.payment_id else None
+        )
+        settlement = Settlement(payment.status) if payment is not None else None
+        return TransferRegistration(
+            "repeated" if same else "conflict", existing, payment, settlement
+        )
     transfer = await transaction.transfers.add(reference, amount_cents, date, now)
     payment = await transaction.payments.waiting_for_reference(reference)
     if payment is None:
@@ -449,7 +475,11 @@ async def approve(transaction: Transaction, payment: Payment, now: datetime) -> 
 async def reject(
     transaction: Transaction, payment: Payment, reason: str, now: datetime
 ) -> Notification:
-    """Reject a payment, release its reservation and tell the customer why."""
+    """Reject a payment, release its reservation and tell the customer why.
+
+    The reason is shown after "No pudimos aprobar tu pago:", so a final full stop is dropped.
+    """
+    reason = reason.strip().rstrip(".!¡ ")
     await transaction.payments.update(payment.id, now, status=PaymentStatus.REJECTED, reason=reason)
     reservation = await transaction.reservations.get(payment.reservation_id)
     assert reservation is not None
