@@ -2,7 +2,7 @@
 
 Every route needs `Authorization: Bearer <ADMIN_TOKEN>` (401 without it or with a
 wrong one, compared in constant time). When no ADMIN_TOKEN is configured, every
-admin route answers 404, so the API does not exist rather than being open. Invalid
+admin route responds 404, so the API does not exist rather than being open. Invalid
 input gets 422 with `{"error": "..."}`. Amounts are strings with two decimals
 ("4.00") beside integer cents.
 """
@@ -39,7 +39,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class AdminContext(Protocol):
-    """What the admin routes need from the server."""
+    """The parts of the server that the admin routes use."""
 
     store: Store
     service: ConversationService
@@ -53,7 +53,7 @@ class AdminContext(Protocol):
 
 
 class InvalidInput(ValueError):
-    """The request body or parameters are invalid; the message says which field and why."""
+    """The request body or parameters are invalid; the message names the field and the reason."""
 
 
 def format_amount(cents: int) -> str:
@@ -106,9 +106,10 @@ class AdminAPI:
             token = self.server.admin_token
             if not token:
                 return _error(404, "not found")
-            supplied = request.headers.get("authorization", "")
-            expected = f"Bearer {token}"
-            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
+            # Auth schemes are case-insensitive (RFC 9110); the token itself is not.
+            bearer = scheme.lower() == "bearer"
+            if not (hmac.compare_digest(supplied.strip().encode(), token.encode()) and bearer):
                 logger.warning(
                     "admin request to %s rejected: missing or wrong bearer token", request.url.path
                 )
@@ -133,7 +134,6 @@ class AdminAPI:
 
     async def _payment_json(self, transaction: Transaction, payment: Payment) -> dict[str, Any]:
         reservation = await transaction.reservations.get(payment.reservation_id)
-        receipt = await transaction.receipts.for_payment(payment.id)
         return {
             "id": payment.id,
             "reservation": reservation.code if reservation else None,
@@ -148,12 +148,14 @@ class AdminAPI:
             "received_cents": payment.received_cents,
             "reference": payment.reference,
             "reason": payment.reason,
-            "receipt": receipt is not None and receipt.content is not None,
+            # "stored", "downloading", "failed: <reason>", or None when none was sent.
+            "receipt": await transaction.receipts.state_of(payment.id),
             "created_at": payment.created_at.isoformat(),
         }
 
     async def list_payments(self, request: Request) -> Response:
-        status_text = request.query_params.get("status")
+        params = request.query_params
+        status_text = params.get("status")
         status = None
         if status_text:
             try:
@@ -162,7 +164,9 @@ class AdminAPI:
                 names = ", ".join(item.value for item in PaymentStatus)
                 raise InvalidInput(f"unknown status {status_text!r}, use one of: {names}") from None
         async with self.server.store.transaction() as transaction:
-            found = await transaction.payments.with_status(status)
+            found = await transaction.payments.search(
+                status=status, phone=params.get("phone"), reservation_code=params.get("reservation")
+            )
             return JSONResponse(
                 [await self._payment_json(transaction, payment) for payment in found]
             )
@@ -197,7 +201,7 @@ class AdminAPI:
     async def _decidable(
         self, transaction: Transaction, request: Request, verb: str
     ) -> Payment | Response:
-        """The payment of the URL when an operator may still approve or reject it, else the error."""
+        """Return the payment of the URL when an operator may still approve or reject it, else the error."""
         payment = await self._payment_from(transaction, request)
         if payment is None:
             return _error(404, "payment not found")
@@ -240,6 +244,25 @@ class AdminAPI:
             assert updated is not None
             body = await self._payment_json(transaction, updated)
         self.server.after_notifications()
+        return JSONResponse(body)
+
+    async def refunded(self, request: Request) -> Response:
+        async with self.server.store.transaction() as transaction:
+            payment = await self._payment_from(transaction, request)
+            if payment is None:
+                return _error(404, "payment not found")
+            if payment.status is not PaymentStatus.REFUND_DUE:
+                return _error(
+                    409,
+                    f"payment {payment.id} is {payment.status.value}; only refund_due can be marked refunded",
+                )
+            await transaction.payments.update(
+                payment.id, self.server.now(), status=PaymentStatus.REFUNDED
+            )
+            updated = await transaction.payments.get(payment.id)
+            assert updated is not None
+            body = await self._payment_json(transaction, updated)
+        logger.info("payment %d marked as refunded", payment.id)
         return JSONResponse(body)
 
     # --- transfers ---------------------------------------------------------------------------
@@ -292,6 +315,8 @@ class AdminAPI:
         return {
             "code": ticket.code,
             "status": ticket.status.value,
+            # The buyer's registered name, to compare with an ID at the door.
+            "holder": await transaction.tickets.holder(ticket.code),
             "event": ticket.event_id,
             "event_name": event.name if event else None,
             "reservation": reservation.code if reservation else None,
@@ -364,16 +389,32 @@ class AdminAPI:
 
     async def handoffs(self, request: Request) -> Response:
         async with self.server.store.transaction() as transaction:
-            cursor = await transaction.connection.execute(
-                "SELECT id, phone, state, requested_at FROM handoffs WHERE resolved_at IS NULL ORDER BY id"
-            )
-            rows = await cursor.fetchall()
+            handoffs = await transaction.handoffs.open()
         return JSONResponse(
             [
-                {"id": row[0], "phone": row[1], "state": row[2], "requested_at": row[3]}
-                for row in rows
+                {
+                    "id": handoff.id,
+                    "phone": handoff.phone,
+                    "state": handoff.state,
+                    "note": handoff.note,
+                    "requested_at": handoff.requested_at.isoformat(),
+                }
+                for handoff in handoffs
             ]
         )
+
+    async def resolve_handoff(self, request: Request) -> Response:
+        try:
+            handoff_id = int(request.path_params["handoff_id"])
+        except ValueError:
+            raise InvalidInput(
+                f"handoff id must be a number, found {request.path_params['handoff_id']!r}"
+            ) from None
+        async with self.server.store.transaction() as transaction:
+            resolved = await transaction.handoffs.resolve(handoff_id, self.server.now())
+        if not resolved:
+            return _error(404, f"no open handoff {handoff_id}")
+        return JSONResponse({"id": handoff_id, "resolved": True})
 
     async def undelivered(self, request: Request) -> Response:
         async with self.server.store.transaction() as transaction:
@@ -406,11 +447,15 @@ def admin_routes(server: AdminContext) -> list[Route]:
         Route("/admin/payments/{payment_id}/receipt", guarded(api.receipt), methods=["GET"]),
         Route("/admin/payments/{payment_id}/approve", guarded(api.approve), methods=["POST"]),
         Route("/admin/payments/{payment_id}/reject", guarded(api.reject), methods=["POST"]),
+        Route("/admin/payments/{payment_id}/refunded", guarded(api.refunded), methods=["POST"]),
         Route("/admin/tickets/{code}", guarded(api.get_ticket), methods=["GET"]),
         Route("/admin/tickets/{code}/redeem", guarded(api.redeem), methods=["POST"]),
         Route("/admin/events/{event_id}/attendees.csv", guarded(api.attendees), methods=["GET"]),
         Route("/admin/stats", guarded(api.stats), methods=["GET"]),
         Route("/admin/handoffs", guarded(api.handoffs), methods=["GET"]),
+        Route(
+            "/admin/handoffs/{handoff_id}/resolve", guarded(api.resolve_handoff), methods=["POST"]
+        ),
         Route("/admin/undelivered", guarded(api.undelivered), methods=["GET"]),
         # Any other admin path: 404, but only after the token check, so it reveals nothing.
         Route("/admin/{rest:path}", guarded(_not_found), methods=["GET", "POST", "PUT", "DELETE"]),

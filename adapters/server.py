@@ -124,6 +124,13 @@ class WhatsAppServer:
             if self.receipts is not None:
                 self._tasks.append(asyncio.create_task(self.receipts.run(), name="receipts"))
         logger.info(
+            "admin API %s; card payment webhook %s",
+            "enabled" if self.config.admin_token else "disabled (set ADMIN_TOKEN to enable it)",
+            "enabled"
+            if self.config.payments_secret
+            else "disabled (set PAYMENTS_WEBHOOK_SECRET to enable it)",
+        )
+        logger.info(
             "serving bot %r (flows %s) on database %s%s",
             self.bot.name,
             self.bot.version,

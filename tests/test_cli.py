@@ -217,10 +217,15 @@ def broken_flows(tmp_path: Path) -> Path:
     return directory
 
 
-def replace_in(path: Path, old: str, new: str) -> None:
+def replace_in(path: Path, old: str, new: str) -> tuple[int, int]:
+    """Replace the first `old` in the file; return the 1-based line and column of `new`."""
     text = path.read_text(encoding="utf-8")
     assert old in text
+    offset = text.index(old)
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
 
 
 def test_check_reports_yaml_syntax_error(broken_flows: Path) -> None:
@@ -238,35 +243,35 @@ def test_check_reports_yaml_syntax_error(broken_flows: Path) -> None:
 
 
 def test_check_reports_unknown_target_state(broken_flows: Path) -> None:
-    replace_in(
+    line, column = replace_in(
         broken_flows / "inicio.yaml",
-        "        next: verificando_cliente",
-        "        next: verificando_clientes",
+        "next: verificando_cliente\n",
+        "next: verificando_clientes\n",
     )
     result = run(["check", "flows"], cwd=broken_flows.parent)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (
-        "flows/inicio.yaml:15:15: error: unknown target state 'verificando_clientes', "
+        f"flows/inicio.yaml:{line}:{column + 6}: error: unknown target state 'verificando_clientes', "
         "did you mean 'verificando_cliente'?"
     ) in result.stderr
 
 
 def test_check_reports_long_button_title(broken_flows: Path) -> None:
-    replace_in(
+    line, column = replace_in(
         broken_flows / "inicio.yaml", "title: Comprar tickets", "title: Comprar tus tickets!!"
     )
     result = run(["check", "flows"], cwd=broken_flows.parent)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (
-        "flows/inicio.yaml:13:16: error: button title (es) has 21 characters, over the WhatsApp limit of 20; "
-        "shorten it"
+        f"flows/inicio.yaml:{line}:{column + 7}: error: button title (es) has 21 characters, over the "
+        "WhatsApp limit of 20; shorten it"
     ) in result.stderr
 
 
 def test_check_json_format(broken_flows: Path) -> None:
-    replace_in(
+    line, column = replace_in(
         broken_flows / "inicio.yaml", "title: Comprar tickets", "title: Comprar tus tickets!!"
     )
     result = run(["check", "flows", "--format", "json"], cwd=broken_flows.parent)
@@ -274,7 +279,7 @@ def test_check_json_format(broken_flows: Path) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert report["problems"][0]["path"] == "flows/inicio.yaml"
-    assert (report["problems"][0]["line"], report["problems"][0]["column"]) == (13, 16)
+    assert (report["problems"][0]["line"], report["problems"][0]["column"]) == (line, column + 7)
 
 
 def test_check_missing_directory(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from adapters.cli import packaged_flows
 from adapters.conversation import ConversationService
 from adapters.fake_graph import FakeGraphAPI, GraphError
+from adapters.graph import qr_png
 from engine import Bot, TextInput, load_bot
 from storage import OutboxRepository, OutboxStatus, Store
 from tests.conftest import FakeClock
@@ -611,3 +612,15 @@ async def test_repeated_graph_message_id_is_recorded(harness: Harness) -> None:
 
 def test_fake_ids_differ_between_runs() -> None:
     assert FakeGraphAPI()._run != FakeGraphAPI()._run
+
+
+def test_ticket_qr_is_a_full_qr_code() -> None:
+    import struct
+
+    png = qr_png("479NF-VVEDX")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", png[16:24])
+    # A full QR code of version 1 or more is at least 21 modules wide; a Micro QR code
+    # of this text would be 15. Ten pixels a module, four modules of quiet zone a side.
+    assert width == height
+    assert width >= (21 + 2 * 4) * 10

@@ -251,7 +251,7 @@ def test_purchase_paid_by_registered_transfer(
     for step in steps:
         assert server.post(encode(messages_body(text(PHONE, step)))).status_code == 200, step
     wait_for(
-        lambda: any("Estoy verificando tu transferencia" in t for t in fake.texts_to(PHONE)),
+        lambda: any("Estoy verificando tu pago" in t for t in fake.texts_to(PHONE)),
         what="verification",
     )
 

@@ -161,9 +161,9 @@ async def test_transfer_registered_first_pays_at_once(shop: Harness) -> None:
 
 async def test_qr_upload_failure_sends_codes_as_text(shop: Harness) -> None:
     await reserve(shop)
-    await register_transfer(shop, "555", "4.00")
+    await register_transfer(shop, "5555", "4.00")
     shop.fake.fail_next_upload(GraphError(100, details="Invalid file"), times=2)
-    await say_all(shop, PHONE, "transferencia", "555")
+    await say_all(shop, PHONE, "transferencia", "5555")
     await shop.deliver()
     texts = shop.fake.texts_to(PHONE)
     fallbacks = [text for text in texts if text.startswith("🎟️ Ticket") and "Código:" in text]
@@ -173,8 +173,8 @@ async def test_qr_upload_failure_sends_codes_as_text(shop: Harness) -> None:
 
 async def test_my_tickets_lists_and_resends(shop: Harness) -> None:
     await reserve(shop)
-    await register_transfer(shop, "777", "4.00")
-    await say_all(shop, PHONE, "transferencia", "777")
+    await register_transfer(shop, "7777", "4.00")
+    await say_all(shop, PHONE, "transferencia", "7777")
     await shop.deliver()
     codes = ticket_codes(shop.fake, PHONE)
     await shop.admin("POST", f"/admin/tickets/{codes[0]}/redeem")
@@ -314,7 +314,7 @@ async def test_pending_payments_list(shop: Harness) -> None:
             "received_cents": None,
             "reference": "4455",
             "reason": None,
-            "receipt": False,
+            "receipt": None,
             "created_at": listed[0]["created_at"],
         }
     ]
@@ -341,7 +341,7 @@ async def test_receipt_photo_is_downloaded_and_served(shop: Harness) -> None:
     assert response.content == photo
     assert response.headers["content-type"] == "image/jpeg"
     listed = (await shop.admin("GET", f"/admin/payments/{payment.id}")).json()
-    assert listed["receipt"] is True
+    assert listed["receipt"] == "stored"
 
 
 async def test_money_after_expiry_buys_free_places(shop: Harness) -> None:
@@ -477,13 +477,22 @@ async def test_expiry_of_a_hold_left_behind_is_a_plain_notice(shop: Harness) -> 
     assert f"Se venció el tiempo para pagar la reserva *{code}*" in texts[-1]
 
 
-async def test_idle_customer_is_told_the_tickets_were_released(shop: Harness) -> None:
+async def test_idle_customer_at_menu_hears_only_of_the_hold(shop: Harness) -> None:
     code = await reserve(shop)
     await say_all(shop, PHONE, "menu")
+    shop.clock.advance(minutes=16)
+    await shop.server.sweeper.sweep()
+    texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
+    assert f"Se venció el tiempo para pagar la reserva *{code}*" in texts[-1]
+    assert not any("cerré esta conversación" in text for text in texts)
+
+
+async def test_idle_customer_mid_registration_is_told(shop: Harness) -> None:
+    await say_all(shop, PHONE, "hola", "comprar")
     shop.clock.advance(minutes=11)
     await shop.server.sweeper.sweep()
     texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
-    assert f"cerré esta conversación y liberé los 2 tickets de tu reserva *{code}*" in texts[-1]
+    assert texts[-1].startswith("Como no tuve respuesta en un rato, cerré esta conversación.")
 
 
 async def test_cancel_returns_places(shop: Harness) -> None:
@@ -510,7 +519,7 @@ async def test_verification_keeps_the_hold_for_a_day(shop: Harness) -> None:
     await shop.server.sweeper.sweep()
     assert await shop.session_state(PHONE) == "inicio.menu"
     texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
-    assert any("No pudimos confirmar tu transferencia a tiempo" in text for text in texts)
+    assert any("No pudimos confirmar tu pago a tiempo" in text for text in texts)
     payment = await payment_of(shop, code)
     assert payment.status is PaymentStatus.PENDING
 
@@ -796,7 +805,7 @@ async def test_several_events_listed_and_sold_out_said(
         listing = (await shop.outbox(PHONE))[-1].payload["interactive"]
         rows = listing["action"]["sections"][0]["rows"]
         assert [row["id"] for row in rows] == ["evento_viernes", "evento_estreno"]
-        assert rows[0]["description"] == "viernes 18/12 a las 19:30 · $5.00"
+        assert rows[0]["description"] == "viernes 18/12 a las 19:30 · $5.00 por ticket"
         await say_all(shop, PHONE, "estreno", "1", "si")
         assert await shop.session_state(PHONE) == "pago.eligiendo_metodo"
 
@@ -820,3 +829,182 @@ async def test_several_events_listed_and_sold_out_said(
     finally:
         await shop.client.aclose()
         await shop.server.stop()
+
+
+# --- fixes after a trial run ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["te pago a las 5", "H4DTPH", "ya pagué", "123", "AB12CD"])
+async def test_chat_is_not_taken_for_a_reference(shop: Harness, typed: str) -> None:
+    await reserve(shop)
+    await say_all(shop, PHONE, "transferencia", typed)
+    assert await shop.session_state(PHONE) == "pago.esperando_comprobante"
+
+
+async def test_labelled_reference_is_accepted(shop: Harness) -> None:
+    code = await reserve(shop)
+    await say_all(shop, PHONE, "transferencia", "Comprobante N° 001-234-567")
+    assert await shop.session_state(PHONE) == "pago.verificando"
+    assert (await payment_of(shop, code)).reference == "1234567"
+
+
+async def test_short_card_payment_goes_to_review_and_keeps_places(shop: Harness) -> None:
+    code = await reserve(shop)
+    await say_all(shop, PHONE, "tarjeta")
+    await card(
+        shop,
+        {"reservation": code, "status": "paid", "amount": "1.00", "provider_reference": "ch_short"},
+    )
+    assert await shop.session_state(PHONE) == "pago.verificando"
+    texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
+    assert "El monto que recibimos no coincide con el total de tu reserva ($4.00)" in texts[-1]
+    assert not any("transferencia" in text for text in texts[-1:])
+    shop.clock.advance(minutes=30)
+    await shop.server.sweeper.sweep()
+    async with shop.server.store.transaction() as transaction:
+        reservation = await transaction.reservations.by_code(code)
+    assert reservation is not None and reservation.status is ReservationStatus.HELD
+    payment = await payment_of(shop, code)
+    approved = await shop.admin("POST", f"/admin/payments/{payment.id}/approve")
+    assert approved.json()["status"] == "paid"
+    assert (await shop.admin("GET", "/admin/stats")).json()["revenue"] == "1.00"
+
+
+async def test_second_card_payment_is_refunded_with_the_right_words(shop: Harness) -> None:
+    code = await reserve(shop)
+    await say_all(shop, PHONE, "tarjeta")
+    await card(
+        shop,
+        {"reservation": code, "status": "paid", "amount": "4.00", "provider_reference": "ch_a"},
+    )
+    await card(
+        shop,
+        {"reservation": code, "status": "paid", "amount": "4.00", "provider_reference": "ch_b"},
+    )
+    texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
+    assert (
+        "que ya estaba pagada, así que te lo devolveremos; tus tickets siguen siendo válidos"
+        in texts[-1]
+    )
+    handoffs = (await shop.admin("GET", "/admin/handoffs")).json()
+    assert handoffs[-1]["note"].startswith("refund 4.00 of payment")
+    refund = next(
+        item for item in (await shop.admin("GET", "/admin/payments?status=refund_due")).json()
+    )
+    done = await shop.admin("POST", f"/admin/payments/{refund['id']}/refunded")
+    assert done.json()["status"] == "refunded"
+    assert (await shop.admin("POST", f"/admin/payments/{refund['id']}/refunded")).status_code == 409
+    resolved = await shop.admin("POST", f"/admin/handoffs/{handoffs[-1]['id']}/resolve")
+    assert resolved.status_code == 200
+    assert (await shop.admin("GET", "/admin/handoffs")).json() == []
+    assert (
+        await shop.admin("POST", f"/admin/handoffs/{handoffs[-1]['id']}/resolve")
+    ).status_code == 404
+
+
+async def test_same_reference_from_two_customers_goes_to_review(shop: Harness) -> None:
+    await reserve(shop, PHONE)
+    other_code = await reserve(shop, OTHER, "2", OTHER_REGISTRATION)
+    await say_all(shop, PHONE, "transferencia", "5151")
+    await say_all(shop, OTHER, "transferencia", "5151")
+    texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(OTHER)]
+    assert any("ya aparece en otra compra" in text for text in texts)
+    payment = await payment_of(shop, other_code)
+    assert payment.status is PaymentStatus.REVIEW
+    assert payment.reason.startswith("reference 5151 was also given for payment")
+    response = await register_transfer(shop, "5151", "4.00")
+    assert response.json()["result"] == "paid"
+    assert await shop.session_state(PHONE) == "inicio.menu"
+    assert await shop.session_state(OTHER) == "pago.verificando"
+
+
+async def test_repeated_transfer_reports_what_it_paid(shop: Harness) -> None:
+    await reserve(shop)
+    await say_all(shop, PHONE, "transferencia", "111222")
+    assert (await register_transfer(shop, "000111222", "4.00")).json()["result"] == "paid"
+    again = await register_transfer(shop, "111222", "4.00")
+    assert again.status_code == 200
+    assert again.json()["result"] == "paid"
+    assert again.json()["payment"] is not None
+
+
+async def test_reject_reason_keeps_one_full_stop(shop: Harness) -> None:
+    code = await reserve(shop)
+    await say_all(shop, PHONE, "transferencia", "8282")
+    payment = await payment_of(shop, code)
+    await shop.admin(
+        "POST",
+        f"/admin/payments/{payment.id}/reject",
+        {"reason": "No encontramos tu transferencia."},
+    )
+    texts = [entry.payload.get("text", {}).get("body", "") for entry in await shop.outbox(PHONE)]
+    assert any(
+        "No pudimos aprobar tu pago: No encontramos tu transferencia. Liberé" in text
+        for text in texts
+    )
+    assert not any(".." in text for text in texts)
+
+
+async def test_failed_receipt_download_is_visible(shop: Harness) -> None:
+    code = await reserve(shop)
+    await say_all(shop, PHONE, "transferencia")
+    body = messages_body(message(PHONE, "image", {"id": "404404", "mime_type": "image/jpeg"}))
+    assert (await shop.post(body)).status_code == 200
+    assert shop.server.receipts is not None
+    await shop.server.receipts.fetch_round()
+    payment = await payment_of(shop, code)
+    listed = (await shop.admin("GET", f"/admin/payments/{payment.id}")).json()
+    assert listed["receipt"].startswith("failed: code 100:")
+
+
+async def test_payments_filter_by_phone_and_reservation(shop: Harness) -> None:
+    code = await reserve(shop, PHONE)
+    await reserve(shop, OTHER, "2", OTHER_REGISTRATION)
+    await say_all(shop, PHONE, "transferencia")
+    await say_all(shop, OTHER, "transferencia")
+    by_phone = (await shop.admin("GET", f"/admin/payments?phone={PHONE}")).json()
+    assert [item["reservation"] for item in by_phone] == [code]
+    by_code = (await shop.admin("GET", f"/admin/payments?reservation={code}")).json()
+    assert [item["phone"] for item in by_code] == [PHONE]
+
+
+async def test_lower_case_bearer_scheme(shop: Harness) -> None:
+    response = await shop.client.get(
+        "/admin/stats", headers={"authorization": f"bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 200
+
+
+async def test_ticket_shows_its_holder(shop: Harness) -> None:
+    code = (await paid_codes(shop))[0]
+    assert (await shop.admin("GET", f"/admin/tickets/{code}")).json()[
+        "holder"
+    ] == "María José Pérez"
+
+
+async def test_past_events_are_not_sold(
+    tmp_path: Path, clock: FakeClock, fake: FakeGraphAPI
+) -> None:
+    flows = two_events(tmp_path)
+    clock.now = datetime(2026, 12, 19, 1, 0, tzinfo=UTC)  # Friday's show has started.
+    shop = await start_harness(make_config(tmp_path, flows), load_bot(flows), clock, fake)
+    try:
+        await say_all(shop, PHONE, *REGISTRATION)
+        assert await shop.session_state(PHONE) == "reserva.esperando_cantidad"
+        question = (await shop.outbox(PHONE))[-1].payload["text"]["body"]
+        assert "*Estreno*" in question
+    finally:
+        await shop.client.aclose()
+        await shop.server.stop()
+
+
+def test_event_date_shows_the_year_when_it_differs() -> None:
+    from flows.catalogue import describe_start
+
+    start = datetime(2027, 1, 2, 0, 30, tzinfo=UTC)
+    assert (
+        describe_start(start, datetime(2027, 1, 1, 12, tzinfo=UTC)) == "viernes 01/01 a las 19:30"
+    )
+    assert (
+        describe_start(start, datetime(2026, 12, 4, tzinfo=UTC)) == "viernes 01/01/2027 a las 19:30"
+    )
