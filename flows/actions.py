@@ -103,7 +103,7 @@ async def verificar_cedula(context: ActionContext) -> str:
     """Check whether the cédula belongs to another number, without revealing whose it is."""
     owner = await _store(context).customers.cedula_owner(str(context.slots["cedula"]))
     if owner is not None and owner != context.phone:
-        logger.info("cédula already registered by another number; registration refused")
+        logger.info("cédula already registered by another number; registration rejected")
         return "ajena"
     return "libre"
 
@@ -316,7 +316,7 @@ async def cerrar_compra(context: ActionContext) -> None:
 
 
 async def _payment(context: ActionContext, method: PaymentMethod) -> Payment:
-    """The reservation's open payment of `method`, created on first use."""
+    """Return the reservation's open payment of `method`, creating it on first use."""
     store = _store(context)
     reservation = await _current_reservation(context)
     if reservation is None:
@@ -365,7 +365,7 @@ async def guardar_comprobante(context: ActionContext) -> None:
         declared_sha256=event.sha256 or None,
         now=context.now,
     )
-    # The customer says they paid: keep the places while someone checks.
+    # The customer reports a payment: keep the places while someone checks it.
     hours = timedelta(hours=payments.VERIFICATION_HOURS)
     await store.reservations.extend(payment.reservation_id, context.now + hours, context.now)
 

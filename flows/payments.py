@@ -185,7 +185,7 @@ async def expire_holds(transaction: Transaction, now: datetime) -> list[Notifica
 
 @dataclass
 class Settlement:
-    """What became of money received for a reservation."""
+    """The outcome of money received for a reservation."""
 
     status: PaymentStatus
     tickets: list[Ticket] = field(default_factory=list)
