@@ -6,7 +6,7 @@ transaction. A customer's next reply becomes claimable once the previous one is
 accepted or has failed for good, which keeps each customer's replies in order.
 
 Delivery is at least once: the Graph API has no idempotency key, so a reply is sent
-twice only when the process dies between the API's answer and recording it, or when
+twice only when the process dies between the API's response and recording it, or when
 a claim expires while a send is still in flight.
 """
 
@@ -174,7 +174,7 @@ class Deliverer:
         if self._paused_until is not None:
             if now < self._paused_until:
                 return 0
-            limit = 1  # One probe send tells whether the token works again.
+            limit = 1  # One probe send shows whether the token works again.
         async with self.store.transaction() as transaction:
             entries = await transaction.outbox.claim(
                 self.worker, now, now + timedelta(seconds=self.claim_seconds), limit

@@ -1,6 +1,6 @@
 """A fake WhatsApp Cloud API for tests and demos: records what it receives, fails on demand.
 
-It answers `POST /{version}/{phone_number_id}/messages` as the Graph API does (and
+It responds to `POST /{version}/{phone_number_id}/messages` as the Graph API does (and
 the media routes: upload, metadata and download): a message id on success, and on failure the Graph error body
 `{"error": {"message", "type", "code", "error_data", "fbtrace_id"}}` with the
 HTTP status the Graph API uses for that code. It checks the bearer token (190 when
@@ -38,7 +38,7 @@ __all__ = ["FakeGraphAPI", "GraphError", "ReceivedMessage"]
 
 logger = logging.getLogger(__name__)
 
-# HTTP status the Graph API answers with for each error code used here.
+# HTTP status of the Graph API's response for each error code used here.
 _STATUS_FOR_CODE = {
     0: 401,
     1: 400,
@@ -92,7 +92,7 @@ _MESSAGE_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class GraphError:
-    """A failure to answer with: a Graph error code, or a bare HTTP status (code None)."""
+    """A failure to respond with: a Graph error code, or a bare HTTP status (code None)."""
 
     code: int | None = None
     status: int | None = None
@@ -198,7 +198,7 @@ class FakeGraphAPI:
         if is_message and self._timeouts:
             self._timeouts -= 1
             self.rejected.append(({}, None))
-            raise httpx.ReadTimeout("fake Graph API did not answer", request=request)
+            raise httpx.ReadTimeout("fake Graph API did not respond", request=request)
         base = f"{request.url.scheme}://{request.url.netloc.decode()}"
         response = await self._dispatch(
             request.method,

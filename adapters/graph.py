@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud API (Graph API) client: send a message and classify the answer.
+"""The WhatsApp Cloud API (Graph API) client: send a message and classify the response.
 
 Errors are classified by the Graph error `code` first and the HTTP status second,
 because the Graph API reports most errors, throttling included, as HTTP 400 with
@@ -44,7 +44,7 @@ RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131
 
 
 class SendOutcome(Enum):
-    """What the deliverer should do after one send attempt."""
+    """The deliverer's next step after one send attempt."""
 
     # The Graph API accepted the message and returned its id.
     ACCEPTED = "accepted"
@@ -73,7 +73,7 @@ def qr_png(text: str) -> bytes:
 
     `segno.make` picks a Micro QR code for short texts, which phone cameras and most
     door scanners do not read, so a full QR code is asked for explicitly, with the
-    four-module quiet zone the standard asks for.
+    four-module quiet zone the QR standard requires.
     """
     buffer = io.BytesIO()
     segno.make_qr(text, error="m").save(buffer, kind="png", scale=10, border=4)
@@ -119,7 +119,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def classify_error(status: int, body: Any, retry_after: float | None = None) -> SendResult:
-    """Classify a non-2xx Graph API answer into what the deliverer should do."""
+    """Classify a non-2xx Graph API response into the deliverer's next step."""
     code, detail = _error_fields(body)
     detail = detail or f"HTTP {status}"
     if code in AUTH_CODES or (code is None and status == 401):
@@ -266,7 +266,7 @@ class GraphClient:
                 and messages[0].get("id")
             ):
                 return SendResult(SendOutcome.ACCEPTED, message_id=str(messages[0]["id"]))
-            # Accepted or not, nobody can tell: retrying could send the message twice.
+            # Whether the message was accepted is unknown, so retrying could send it twice.
             return SendResult(
                 SendOutcome.FAILED, detail=f"HTTP {response.status_code} without a message id"
             )

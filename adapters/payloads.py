@@ -1,6 +1,6 @@
 """Parse WhatsApp Cloud API webhook bodies into inbound messages, statuses and errors.
 
-A body holds `entry[]`, each with `changes[]`, each with a `value` that may carry
+A body contains `entry[]`, each with `changes[]`, each with a `value` that may carry
 `messages[]`, `statuses[]` and `errors[]`. Every item is parsed on its own: an item
 that cannot be read becomes a `BadItem` with whatever ids it has, and the others go
 on. Message types map to engine events; reactions and system notices are recorded
@@ -208,7 +208,7 @@ def _parse_status(status: Any, batch: WebhookBatch) -> None:
 
 
 def parse_webhook(body: Any, default_phone_number_id: str = "") -> WebhookBatch:
-    """Parse a webhook body; never raises, whatever the body holds."""
+    """Parse a webhook body; never raises, whatever JSON value the body contains."""
     batch = WebhookBatch()
     entries = body.get("entry") if isinstance(body, dict) else None
     if not isinstance(entries, list):

@@ -427,7 +427,7 @@ def app_from_environment() -> Starlette:
     # The command line configured logging in this process already; workers start bare.
     logging.basicConfig(format=LOG_FORMAT)
     logging.getLogger().setLevel(os.environ.get("WHATSAPP_TICKETS_LOG_LEVEL", "INFO"))
-    # httpx logs every request at INFO; the deliverer's own line per attempt says more.
+    # httpx logs every request at INFO; the deliverer's own line per attempt has more detail.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # transitions logs every trigger at INFO; its DEBUG-level detail is not for operators.
     logging.getLogger("transitions").setLevel(logging.WARNING)

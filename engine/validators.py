@@ -50,7 +50,7 @@ class Invalid:
 
 @dataclass(frozen=True)
 class ValidationContext:
-    """What a validator may know besides the text: the clock and the bot's time zone."""
+    """The context of a validation besides the text: the clock and the bot's time zone."""
 
     now: datetime
     timezone: tzinfo

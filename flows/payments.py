@@ -53,8 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# How long a reservation stays held once the customer says they transferred, while
-# the money is not yet seen in the bank.
+# How long a reservation stays held after the customer reports a transfer that is
+# not yet seen in the bank, or while an operator reviews a payment.
 VERIFICATION_HOURS = 24
 # Words that customers and banks put before a reference number.
 _REFERENCE_LABELS = frozenset(
@@ -120,7 +120,7 @@ async def hold(
     """Hold places for `phone`, or return None when fewer than `quantity` are left.
 
     A customer has one open reservation at a time: a new hold cancels their other
-    holds that nobody has claimed to pay yet, so forgotten holds do not block places.
+    holds for which no payment was reported yet, so forgotten holds do not block places.
     """
     for held in await transaction.reservations.held_by(phone):
         if not any(payment.reference for payment in await transaction.payments.open_for(held.id)):

@@ -3,7 +3,7 @@
 A reply is written here in the same transaction as the turn that produced it, so a
 crash after the commit loses nothing: the deliverer sends what is pending after a
 restart. Delivery is in order per recipient. Only the oldest pending entry of a
-recipient can be claimed, and only while no other worker holds a claim on it, so
+recipient can be claimed, and only while no other worker has a valid claim on it, so
 two workers never send to one customer at once.
 """
 

@@ -405,7 +405,7 @@ class PaymentRepository:
         )
 
     async def waiting_for_reference(self, reference: str) -> Payment | None:
-        """The oldest pending transfer payment that the customer gave this reference."""
+        """Return the oldest pending transfer payment whose customer gave this reference."""
         async with self._connection.execute(
             f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE method = 'transfer' AND status = 'pending'"
             " AND reference = ? ORDER BY id LIMIT 1",
@@ -550,7 +550,7 @@ class ReceiptRepository:
         return f"failed: {row[1]}" if row[1] else "downloading"
 
     async def for_payment(self, payment_id: int) -> Receipt | None:
-        """The latest receipt of a payment, preferring one whose content was downloaded."""
+        """Return the latest receipt of a payment, preferring one whose content was downloaded."""
         async with self._connection.execute(
             f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE payment_id = ?"
             " ORDER BY content IS NOT NULL DESC, id DESC LIMIT 1",
@@ -614,7 +614,7 @@ class TicketRepository:
         return cursor.rowcount == 1
 
     async def holder(self, code: str) -> str | None:
-        """The registered name of the ticket's buyer, if their data was not erased."""
+        """Return the registered name of the ticket's buyer, or None after their data was erased."""
         async with self._connection.execute(
             "SELECT customers.full_name FROM tickets JOIN reservations ON reservations.id = tickets.reservation_id"
             " JOIN customers ON customers.phone = reservations.phone WHERE tickets.code = ?",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.payloads import parse_webhook
 from engine import ChoiceReply, LocationMessage, MediaMessage, TextInput, UnsupportedMessage
@@ -200,3 +202,42 @@ def test_every_sample_parses_cleanly(path: object) -> None:
     batch = parse_webhook(json.loads(path.read_text(encoding="utf-8")))  # type: ignore[attr-defined]
     assert batch.bad == []
     assert len(batch.messages) + len(batch.statuses) == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+shaped_keys = st.sampled_from(
+    [
+        "entry",
+        "changes",
+        "value",
+        "messages",
+        "statuses",
+        "errors",
+        "metadata",
+        "type",
+        "from",
+        "id",
+        "text",
+        "interactive",
+    ]
+)
+shaped_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(shaped_keys, children, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(json_values, shaped_values))
+def test_parse_webhook_never_raises(body: object) -> None:
+    batch = parse_webhook(body)
+    assert all(item.message_id and item.phone for item in batch.messages)
